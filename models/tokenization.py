@@ -1,0 +1,50 @@
+"""Tokenisation shared by training and serving: the Rust tokenizer, padded per batch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from tokenizers import Tokenizer
+
+from models.contract import normalize_text
+
+
+def load_tokenizer(path: str | Path, max_length: int) -> Tokenizer:
+    """A tokenizer.json with its fixed padding turned off and truncation at ``max_length``."""
+    tokenizer = Tokenizer.from_file(str(path))
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_length=max_length)
+    return tokenizer
+
+
+def encode(tokenizer: Tokenizer, texts: Sequence[str]) -> list[list[int]]:
+    """Token ids of each normalised text (unpadded)."""
+    return [enc.ids for enc in tokenizer.encode_batch([normalize_text(t) for t in texts])]
+
+
+def pad_batch(ids: Sequence[Sequence[int]], pad_id: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Pad to the longest sequence in the batch: (input_ids, attention_mask) as int64."""
+    width = max((len(row) for row in ids), default=1)
+    input_ids = np.full((len(ids), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(ids), width), dtype=np.int64)
+    for i, row in enumerate(ids):
+        input_ids[i, : len(row)] = row
+        mask[i, : len(row)] = 1
+    return input_ids, mask
+
+
+def pad_id_of(tokenizer: Tokenizer) -> int:
+    """The id of the padding token ([PAD] for BERT-style vocabularies), 0 if unknown."""
+    for token in ("[PAD]", "<pad>"):
+        token_id = tokenizer.token_to_id(token)
+        if token_id is not None:
+            return token_id
+    return 0
+
+
+def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices grouped into batches of similar length, so padding wastes little work."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]

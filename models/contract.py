@@ -50,7 +50,7 @@ DYNAMIC_AXES: dict[str, dict[int, str]] = {
 DEFAULT_MAX_LENGTH = 64
 ONNX_OPSET = 17
 
-_URL_RE = re.compile(r"https?://\S+")
+_URL_RE = re.compile(r"https?://\S+", re.IGNORECASE)
 _SPACE_RE = re.compile(r"\s+")
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 
 import torch
@@ -38,29 +37,24 @@ class MultiTaskClassifier(nn.Module):
     probabilities the ONNX graph exposes.
     """
 
-    def __init__(self, base_model: str, dropout: float = 0.1, attn_implementation: str | None = None) -> None:
+    def __init__(self, encoder: nn.Module, dropout: float = 0.1) -> None:
         super().__init__()
-        kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
-        if os.path.isdir(base_model):
-            self.encoder = AutoModel.from_pretrained(base_model, **kwargs)
-        else:  # a hub id, or a config-only directory for tests
-            self.encoder = AutoModel.from_pretrained(base_model, **kwargs)
-        hidden = self.encoder.config.hidden_size
+        self.encoder = encoder
+        hidden = encoder.config.hidden_size
         self.dropout = nn.Dropout(dropout)
         self.sentiment_head = nn.Linear(hidden, len(SENTIMENT_LABELS))
         self.topic_head = nn.Linear(hidden, len(TOPIC_LABELS))
 
     @classmethod
-    def from_config(cls, config_dir: str, dropout: float = 0.1) -> MultiTaskClassifier:
-        """A randomly initialised model of a given architecture (for tests: no weights needed)."""
-        model = cls.__new__(cls)
-        nn.Module.__init__(model)
-        model.encoder = AutoModel.from_config(AutoConfig.from_pretrained(config_dir))
-        hidden = model.encoder.config.hidden_size
-        model.dropout = nn.Dropout(dropout)
-        model.sentiment_head = nn.Linear(hidden, len(SENTIMENT_LABELS))
-        model.topic_head = nn.Linear(hidden, len(TOPIC_LABELS))
-        return model
+    def from_pretrained(cls, base_model: str, dropout: float = 0.1) -> MultiTaskClassifier:
+        """Pretrained encoder weights (a directory or a hub id), fresh heads."""
+        return cls(AutoModel.from_pretrained(base_model), dropout)
+
+    @classmethod
+    def from_config(cls, config_dir: str, dropout: float = 0.1, attn_implementation: str | None = None) -> MultiTaskClassifier:
+        """A randomly initialised model of a given architecture (checkpoints load into it; tests use it)."""
+        kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
+        return cls(AutoModel.from_config(AutoConfig.from_pretrained(config_dir), **kwargs), dropout)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state

@@ -184,7 +184,7 @@ def train(cfg: TrainConfig, splits: Splits | None = None, model: MultiTaskClassi
     tokenizer = load_tokenizer(tokenizer_path, cfg.max_length)
     pad_id = pad_id_of(tokenizer)
     if model is None:
-        model = MultiTaskClassifier(base, dropout=cfg.dropout)
+        model = MultiTaskClassifier.from_pretrained(base, dropout=cfg.dropout)
     freeze(model, cfg.freeze_layers)
 
     train_enc = encode_examples(tokenizer, splits.training_rows())
@@ -269,12 +269,12 @@ def train(cfg: TrainConfig, splits: Splits | None = None, model: MultiTaskClassi
     return summary
 
 
-def load_checkpoint(folder: str | Path) -> tuple[MultiTaskClassifier, dict]:  # type: ignore[type-arg]
+def load_checkpoint(folder: str | Path, attn_implementation: str | None = None) -> tuple[MultiTaskClassifier, dict]:  # type: ignore[type-arg]
     """The model saved by ``save_checkpoint`` and its training metadata."""
     folder = Path(folder)
     if not (folder / "model.pt").is_file():
         raise FileNotFoundError(f"{folder} is not a training checkpoint (no model.pt)")
-    model = MultiTaskClassifier.from_config(str(folder))
+    model = MultiTaskClassifier.from_config(str(folder), attn_implementation=attn_implementation)
     model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu", weights_only=True))
     model.eval()
     meta = json.loads((folder / "training.json").read_text())

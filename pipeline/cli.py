@@ -85,6 +85,72 @@ def train(
                f"checkpoint in {output_dir / 'best'}")
 
 
+@app.command()
+def export(
+    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint folder written by 'finsent train' (its best/).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Artifact folder to write.")] = Path("runs/artifact"),
+    precision: Annotated[str, typer.Option(help="int8 (CPU), fp16 (GPU) or fp32.")] = "int8",
+    version: Annotated[Optional[str], typer.Option(help="Version string for the card (default: the folder name).")] = None,
+    data_dir: DataDir = None,
+    parity_texts: Annotated[int, typer.Option(help="Test texts per task used for parity and int8 agreement.")] = 2000,
+) -> None:
+    """Export to ONNX, check parity with PyTorch, fuse, quantise, and write the model card."""
+    from models.data import DataError, load_test_sets
+    from models.export import SAMPLE_TEXTS, ExportError, export_checkpoint
+
+    if precision not in ("int8", "fp16", "fp32"):
+        raise fail(f"--precision must be int8, fp16 or fp32 (got: {precision})")
+    texts: list[str] = list(SAMPLE_TEXTS)
+    if data_dir is not None:
+        try:
+            tests = load_test_sets(data_dir).test
+        except DataError as exc:
+            raise fail(str(exc)) from exc
+        texts = [r.text for task in ("sentiment", "topic") for r in tests[task][:parity_texts]]
+    try:
+        result = export_checkpoint(checkpoint, output, texts=texts, precision=precision,  # type: ignore[arg-type]
+                                   version=version)
+    except (ExportError, FileNotFoundError) as exc:
+        raise fail(str(exc)) from exc
+    checks = result.checks
+    typer.echo(f"exported {result.card.version} ({precision}) to {output}")
+    typer.echo(f"  fp32 parity vs PyTorch: max abs diff {checks['fp32_max_abs_diff']:.2e} on {checks['texts']} texts")
+    if "int8_vs_fp32_argmax_agreement" in checks:
+        agree = checks["int8_vs_fp32_argmax_agreement"]
+        typer.echo(f"  int8 vs fp32 argmax agreement: sentiment {agree['sentiment']:.4f}, topic {agree['topic']:.4f} "
+                   f"({'per-channel' if checks['int8_per_channel'] else 'per-tensor'})")
+
+
+@app.command()
+def evaluate(
+    model: Annotated[Optional[Path], typer.Option("--model", envvar="FINSENT_MODEL_DIR", help="Artifact folder (default: the shipped model).")] = None,
+    data_dir: DataDir = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the full results as JSON here.")] = None,
+    plots: Annotated[Optional[Path], typer.Option(help="Write confusion-matrix PNGs into this folder.")] = None,
+    update_card: Annotated[bool, typer.Option(help="Record the metrics in the model's card.json.")] = False,
+    report: Annotated[bool, typer.Option(help="Also print per-class precision / recall / F1.")] = True,
+) -> None:
+    """Score both official test sets (raw and de-duplicated against train) with the ONNX artifact."""
+    from models.card import SHIPPED_MODEL_DIR, ModelError
+    from models.data import DataError
+    from models.evaluate import format_report, format_table, run_evaluation
+
+    try:
+        results = run_evaluation(model or SHIPPED_MODEL_DIR, data_dir, output=output, plots_dir=plots,
+                                 update_card=update_card)
+    except (ModelError, DataError) as exc:
+        raise fail(str(exc)) from exc
+    typer.echo(f"model {results['model_version']} ({results['precision']})")
+    typer.echo(format_table(results))
+    for task in ("sentiment", "topic"):
+        typer.echo(f"{task}: {results[task]['overlap_with_train']} test texts also occur in train "
+                   f"(normalised); test_dedup leaves them out")
+    if report:
+        for task in ("sentiment", "topic"):
+            typer.echo("")
+            typer.echo(format_report(results, task))
+
+
 def _main() -> None:
     try:
         app()

@@ -1,0 +1,102 @@
+"""Running an exported artifact with ONNX Runtime and the Rust tokenizer (no torch).
+
+Used by ``finsent evaluate`` and by the daemon's scorer: one code path for both.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from models.card import ModelCard, ModelError, card_path, verify_card
+from models.contract import SENTIMENT_OUTPUT, TOPIC_OUTPUT
+from models.tokenization import encode, load_tokenizer, pad_batch, pad_id_of
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Probabilities of both heads, one row per input text."""
+
+    sentiment: np.ndarray
+    topic: np.ndarray
+
+
+def choose_providers(preferred: str = "auto") -> list[str]:
+    """CUDA when asked for (or available under ``auto``), CPU always as the fallback."""
+    available = ort.get_available_providers()
+    if preferred == "cpu":
+        return ["CPUExecutionProvider"]
+    if preferred == "cuda" and "CUDAExecutionProvider" not in available:
+        raise ModelError("CUDA execution was requested but this onnxruntime has no CUDA provider "
+                         "(install finsent-monitor[gpu] on a machine with a GPU)")
+    if "CUDAExecutionProvider" in available:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+class OnnxModel:
+    """A verified artifact: card, tokenizer and inference session."""
+
+    def __init__(self, model: str | Path, *, threads: int = 0, provider: str = "auto") -> None:
+        self.card: ModelCard = verify_card(model)
+        self.folder = card_path(model).parent
+        self.tokenizer = load_tokenizer(self.folder / self.card.tokenizer_file, self.card.max_length)
+        self.pad_id = pad_id_of(self.tokenizer)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(
+                str(self.folder / self.card.model_file), options, providers=choose_providers(provider)
+            )
+        except Exception as exc:  # onnxruntime raises its own untyped errors for broken graphs
+            raise ModelError(f"model file {self.folder / self.card.model_file} cannot be loaded by "
+                             f"onnxruntime: {str(exc).splitlines()[0]}") from exc
+        inputs = {i.name for i in self.session.get_inputs()}
+        outputs = [o.name for o in self.session.get_outputs()]
+        if not set(self.card.inputs) <= inputs:
+            raise ModelError(f"model graph inputs {sorted(inputs)} do not include the card's {self.card.inputs}")
+        self.sentiment_output = self.card.outputs.get("sentiment", SENTIMENT_OUTPUT)
+        self.topic_output = self.card.outputs.get("topic", TOPIC_OUTPUT)
+        for name in (self.sentiment_output, self.topic_output):
+            if name not in outputs:
+                raise ModelError(f"model graph has no output {name!r} (it has {outputs})")
+        self.provider = self.session.get_providers()[0]
+
+    @property
+    def version(self) -> str:
+        return self.card.version
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        return encode(self.tokenizer, texts)
+
+    def run_ids(self, ids: Sequence[Sequence[int]]) -> Predictions:
+        """One forward pass over already tokenised texts, padded to the longest."""
+        input_ids, mask = pad_batch(ids, self.pad_id)
+        sentiment, topic = self.session.run(
+            [self.sentiment_output, self.topic_output], {"input_ids": input_ids, "attention_mask": mask}
+        )
+        return Predictions(np.asarray(sentiment), np.asarray(topic))
+
+    def predict(self, texts: Sequence[str], batch_size: int = 32) -> Predictions:
+        """Probabilities for many texts, run in length-sorted batches, returned in input order."""
+        ids = self.encode(texts)
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        sentiment = np.zeros((len(ids), len(self.card.sentiment_labels)), dtype=np.float32)
+        topic = np.zeros((len(ids), len(self.card.topic_labels)), dtype=np.float32)
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            out = self.run_ids([ids[i] for i in idx])
+            sentiment[idx] = out.sentiment
+            topic[idx] = out.topic
+        return Predictions(sentiment, topic)

@@ -151,6 +151,67 @@ def evaluate(
             typer.echo(format_report(results, task))
 
 
+@app.command()
+def run(
+    bootstrap: Annotated[Optional[str], typer.Option("--bootstrap", help="Kafka bootstrap servers [env FINSENT_KAFKA_BOOTSTRAP; default localhost:9092].")] = None,
+    input_topic: Annotated[Optional[list[str]], typer.Option("--input-topic", help="Input topic, repeatable [env FINSENT_INPUT_TOPICS; default finsent.news].")] = None,
+    group_id: Annotated[Optional[str], typer.Option("--group-id", help="Consumer group [env FINSENT_GROUP_ID; default finsent-scorer].")] = None,
+    store: Annotated[Optional[str], typer.Option("--store", help="sqlite:///PATH or postgresql://… [env FINSENT_STORE_URL; default sqlite:///finsent.db].")] = None,
+    model: Annotated[Optional[Path], typer.Option("--model", help="Model artifact folder [env FINSENT_MODEL_DIR; default the shipped model].")] = None,
+    metrics_host: Annotated[Optional[str], typer.Option("--metrics-host", help="Bind address of /metrics, /healthz, /readyz [default 0.0.0.0].")] = None,
+    metrics_port: Annotated[Optional[int], typer.Option("--metrics-port", help="Port of /metrics [default 9108; 0 = any free port].")] = None,
+    window_size_s: Annotated[Optional[int], typer.Option("--window-size-s", help="Tumbling window length [default 60].")] = None,
+    grace_s: Annotated[Optional[int], typer.Option("--grace-s", help="How late an event may be and still count [default 30].")] = None,
+    watchlist: Annotated[Optional[str], typer.Option("--watchlist", help="Comma-separated tickers to watch [env FINSENT_WATCHLIST].")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Texts per scoring batch [default 64].")] = None,
+    max_wait_ms: Annotated[Optional[int], typer.Option("--max-wait-ms", help="Longest a text waits for its batch [default 50].")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", help="Optional TOML file with any setting (field names as in FINSENT_* without the prefix).")] = None,
+) -> None:
+    """Run the scoring daemon: consume, score, window, alert, and serve metrics until SIGTERM/SIGINT.
+
+    Every setting can also come from a FINSENT_* environment variable (e.g. FINSENT_SPIKE_Z,
+    FINSENT_SASL_PASSWORD); flags win over the environment, which wins over --config.
+    """
+    from models.card import ModelError
+    from pipeline.app import run_daemon
+    from pipeline.config import ConfigError, load_settings
+    from pipeline.store import StoreError
+
+    try:
+        settings = load_settings(
+            config, kafka_bootstrap=bootstrap, input_topics=input_topic, group_id=group_id, store_url=store,
+            model_dir=model, metrics_host=metrics_host, metrics_port=metrics_port, window_size_s=window_size_s,
+            grace_s=grace_s, watchlist=watchlist, batch_size=batch_size, max_wait_ms=max_wait_ms,
+        )
+        run_daemon(settings)
+    except (ConfigError, ModelError, StoreError) as exc:
+        raise fail(str(exc)) from exc
+    except OSError as exc:
+        raise fail(f"cannot start: {exc}") from exc
+
+
+@app.command()
+def broker(
+    port: Annotated[int, typer.Option(help="Loopback port to listen on.")] = 9092,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+) -> None:
+    """Run the embedded Kafka-protocol broker (Tansu, memory-only) until Ctrl-C."""
+    import time
+
+    from pipeline.broker import BrokerError, EmbeddedBroker
+
+    try:
+        with EmbeddedBroker(port, host) as b:
+            typer.echo(f"broker listening on {b.bootstrap} (memory-only: data is lost when it stops); Ctrl-C stops it")
+            while b.process is not None and b.process.poll() is None:
+                time.sleep(0.5)
+            raise fail(f"the broker exited with code {b.process.returncode if b.process else '?'}")
+    except BrokerError as exc:
+        raise fail(str(exc)) from exc
+    except KeyboardInterrupt:
+        typer.echo("broker stopped")
+
+
 def _main() -> None:
     try:
         app()

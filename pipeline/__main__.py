@@ -1,0 +1,3 @@
+from pipeline.cli import _main
+
+_main()

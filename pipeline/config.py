@@ -1,0 +1,189 @@
+"""Daemon settings: ``FINSENT_*`` environment variables, an optional TOML file, CLI flags on top.
+
+Every value is validated when the settings are built, with the bad value in the
+message; secrets are ``SecretStr`` and print masked.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from models.card import SHIPPED_MODEL_DIR
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+Provider = Literal["auto", "cpu", "cuda"]
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message names the setting and the value."""
+
+
+def _split_csv(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Everything ``finsent run`` needs. Field names map to ``FINSENT_<NAME>`` variables."""
+
+    model_config = SettingsConfigDict(env_prefix="FINSENT_", extra="forbid", validate_default=True)
+
+    # Kafka
+    kafka_bootstrap: str = "localhost:9092"
+    input_topics: Annotated[list[str], NoDecode] = ["finsent.news"]
+    group_id: str = "finsent-scorer"
+    scored_topic: str = "finsent.scored"
+    alerts_topic: str = "finsent.alerts"
+    dlq_topic: str = "finsent.dlq"
+    client_id: str = "finsent"
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: SaslMechanism | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    session_timeout_ms: int = Field(6000, ge=1000)
+    heartbeat_interval_ms: int = Field(1000, ge=100)
+    max_poll_interval_ms: int = Field(30000, ge=1000)
+    max_message_bytes: int = Field(1 << 20, ge=1024)
+
+    # store
+    store_url: SecretStr = SecretStr("sqlite:///finsent.db")
+    messages_retention_s: int = Field(7 * 24 * 3600, ge=60)
+
+    # model and scoring
+    model_dir: Path = SHIPPED_MODEL_DIR
+    provider: Provider = "auto"
+    threads: int = Field(0, ge=0)
+    batch_size: int = Field(64, ge=1, le=4096)
+    max_wait_ms: int = Field(50, ge=0)
+    commit_interval_ms: int = Field(1000, ge=10)
+    reload_check_s: float = Field(5.0, ge=0)
+
+    # windows, tickers, novelty
+    window_size_s: int = Field(60, gt=0)
+    grace_s: int = Field(30, ge=0)
+    watchlist: Annotated[list[str], NoDecode] = []
+    novelty_horizon_s: int = Field(6 * 3600, ge=0)
+    max_future_s: int = Field(24 * 3600, ge=0)
+
+    # spikes
+    spike_min_count: int = Field(20, ge=1)
+    spike_z: float = Field(3.0, ge=0)
+    spike_floor: float = Field(0.35, ge=0, le=1)
+    spike_cold_start_ratio: float = Field(0.6, ge=0, le=1)
+    spike_history_windows: int = Field(60, ge=1)
+    spike_min_history: int = Field(5, ge=0)
+    spike_min_std: float = Field(0.05, ge=0)
+    spike_cooldown_s: int = Field(600, ge=0)
+
+    # HTTP
+    metrics_host: str = "0.0.0.0"
+    metrics_port: int = Field(9108, ge=0, le=65535)
+
+    data_dir: Path | None = None
+
+    @field_validator("input_topics", "watchlist", mode="before")
+    @classmethod
+    def _csv(cls, value: Any) -> Any:
+        return _split_csv(value)
+
+    @field_validator("watchlist")
+    @classmethod
+    def _upper(cls, value: list[str]) -> list[str]:
+        return sorted({v.lstrip("$").upper() for v in value})
+
+    @field_validator("input_topics")
+    @classmethod
+    def _topics(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one input topic is needed")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.heartbeat_interval_ms * 3 > self.session_timeout_ms:
+            raise ValueError(
+                f"heartbeat_interval_ms ({self.heartbeat_interval_ms}) must be at most a third of "
+                f"session_timeout_ms ({self.session_timeout_ms})"
+            )
+        outputs = {self.scored_topic, self.alerts_topic, self.dlq_topic}
+        if outputs & set(self.input_topics):
+            raise ValueError(f"input topics {self.input_topics} must differ from the output topics {sorted(outputs)}")
+        if self.security_protocol.startswith("SASL") and not (self.sasl_mechanism and self.sasl_username):
+            raise ValueError("SASL needs sasl_mechanism and sasl_username (and usually sasl_password)")
+        return self
+
+    @property
+    def window_size_ms(self) -> int:
+        return self.window_size_s * 1000
+
+    @property
+    def grace_ms(self) -> int:
+        return self.grace_s * 1000
+
+    def kafka_security(self) -> dict[str, Any]:
+        """kafka-python keyword arguments for TLS / SASL."""
+        options: dict[str, Any] = {"security_protocol": self.security_protocol}
+        if self.sasl_mechanism:
+            options["sasl_mechanism"] = self.sasl_mechanism
+            options["sasl_plain_username"] = self.sasl_username
+            options["sasl_plain_password"] = self.sasl_password.get_secret_value() if self.sasl_password else None
+        for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            if getattr(self, name):
+                options[name] = str(getattr(self, name))
+        return options
+
+    def describe(self) -> dict[str, Any]:
+        """The settings as logged at start-up: secrets masked, store URL password hidden."""
+        shown = self.model_dump(mode="json")
+        shown["store_url"] = mask_url(self.store_url.get_secret_value())
+        if self.sasl_password:
+            shown["sasl_password"] = "**********"
+        return shown
+
+
+def mask_url(url: str) -> str:
+    """Hide the password of a database URL."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable URL>"
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build settings from env, the TOML file and overrides (flags); ``None`` overrides are ignored."""
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            values.update(tomllib.loads(config_file.read_text()))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"config file {config_file} cannot be read: {exc}") from exc
+    values.update({k: v for k, v in overrides.items() if v is not None and v != []})
+    if isinstance(values.get("store_url"), str):
+        values["store_url"] = SecretStr(values["store_url"])
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc)) from exc
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """One sentence per problem: which setting, what was wrong, what value was given."""
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "settings"
+        given = err.get("input")
+        shown = "" if isinstance(given, dict) else f" (got: {given!r})"
+        parts.append(f"{where}: {err['msg']}{shown}")
+    return "; ".join(parts)

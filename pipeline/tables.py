@@ -1,0 +1,137 @@
+"""The store's tables (SQLAlchemy Core): one schema for SQLite and PostgreSQL.
+
+Times are UTC. SQLite keeps them as naive ISO strings, PostgreSQL as timestamptz;
+``as_utc`` reads either back as an aware datetime.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+windows = Table(
+    "windows",
+    metadata,
+    Column("dimension", String(16), nullable=False),
+    Column("key", String(128), nullable=False),
+    Column("window_start", DateTime(timezone=True), nullable=False),
+    Column("window_end", DateTime(timezone=True), nullable=False),
+    Column("n", Integer, nullable=False, default=0),
+    Column("n_unique", Integer, nullable=False, default=0),
+    Column("n_negative", Integer, nullable=False, default=0),
+    Column("n_neutral", Integer, nullable=False, default=0),
+    Column("n_positive", Integer, nullable=False, default=0),
+    Column("sum_p_negative", Float, nullable=False, default=0.0),
+    Column("closed", Boolean, nullable=False, default=False),
+    Column("baseline", Float, nullable=True),
+    Column("threshold", Float, nullable=True),
+    UniqueConstraint("dimension", "key", "window_start", name="uq_windows_dim_key_start"),
+)
+Index("ix_windows_start", windows.c.window_start)
+Index("ix_windows_closed_dim", windows.c.closed, windows.c.dimension, windows.c.window_start)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("window_start", DateTime(timezone=True), nullable=False),
+    Column("window_end", DateTime(timezone=True), nullable=False),
+    Column("dimension", String(16), nullable=False),
+    Column("key", String(128), nullable=False),
+    Column("negative_ratio", Float, nullable=False),
+    Column("baseline", Float, nullable=False),
+    Column("threshold", Float, nullable=False),
+    Column("score", Float, nullable=False),
+    Column("n", Integer, nullable=False),
+    Column("n_negative", Integer, nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("example_ids", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("published", Boolean, nullable=False, default=False),
+)
+Index("ix_alerts_key", alerts.c.dimension, alerts.c.key, alerts.c.window_start)
+
+offsets = Table(
+    "offsets",
+    metadata,
+    Column("group_id", String(255), primary_key=True),
+    Column("topic", String(255), primary_key=True),
+    Column("partition", Integer, primary_key=True),
+    Column("next_offset", BigInteger, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("event_time", DateTime(timezone=True), nullable=False),
+    Column("scored_at", DateTime(timezone=True), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("source", String(64)),
+    Column("kind", String(16), nullable=False),
+    Column("tickers", String(512), nullable=False, default=""),  # ",AAPL,TSLA," for LIKE look-ups
+    Column("topic_label", String(64), nullable=False),
+    Column("p_topic", Float, nullable=False),
+    Column("sentiment", String(16), nullable=False),
+    Column("p_negative", Float, nullable=False),
+    Column("p_neutral", Float, nullable=False),
+    Column("p_positive", Float, nullable=False),
+    Column("is_repeat", Boolean, nullable=False, default=False),
+    Column("model_version", String(64), nullable=False),
+    Column("input_topic", String(255), nullable=False),
+    Column("input_partition", Integer, nullable=False),
+    Column("input_offset", BigInteger, nullable=False),
+)
+Index("ix_messages_event_time", messages.c.event_time)
+
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("message_id", String(128), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("model_sentiment", String(16)),
+    Column("model_topic", String(64)),
+    Column("sentiment", String(16)),
+    Column("topic", String(64)),
+    Column("analyst", String(128), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+stories = Table(
+    "stories",
+    metadata,
+    Column("story_hash", String(40), primary_key=True),
+    Column("first_seen", DateTime(timezone=True), nullable=False),
+)
+
+
+def as_utc(value: datetime) -> datetime:
+    """An aware UTC datetime, whatever the database handed back."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def from_ms(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def to_ms(value: datetime) -> int:
+    return int(round(as_utc(value).timestamp() * 1000))

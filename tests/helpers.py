@@ -1,0 +1,106 @@
+"""Shared test helpers: bounded waits, Kafka produce/read, daemon processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from kafka import KafkaConsumer, KafkaProducer
+
+T = TypeVar("T")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class Deadline:
+    """A time budget for a wait loop: ``while not deadline.expired(): ...``."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.until = time.monotonic() + seconds
+
+    def expired(self) -> bool:
+        return time.monotonic() >= self.until
+
+    def remaining(self) -> float:
+        return max(0.0, self.until - time.monotonic())
+
+
+def wait_until(predicate: Callable[[], T], timeout_s: float, what: str, interval_s: float = 0.1) -> T:
+    """Poll ``predicate`` until it returns something truthy; fail the test naming ``what`` after the deadline."""
+    deadline = Deadline(timeout_s)
+    last: Any = None
+    while not deadline.expired():
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what} (last value: {last!r})")
+
+
+def produce(bootstrap: str, topic: str, values: Iterable[bytes | None], keys: Iterable[bytes | None] | None = None,
+            **options: Any) -> int:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all", **options)
+    n = 0
+    key_list = list(keys) if keys is not None else None
+    for i, value in enumerate(values):
+        producer.send(topic, value=value, key=key_list[i] if key_list else None)
+        n += 1
+    producer.flush(timeout=30)
+    producer.close(timeout=5)
+    return n
+
+
+def as_json(messages: Iterable[dict[str, Any]]) -> list[bytes]:
+    return [json.dumps(m).encode() for m in messages]
+
+
+def read_topic(bootstrap: str, topic: str, expected: int, timeout_s: float = 60.0, settle_s: float = 1.0) -> list[Any]:
+    """Read a topic from the beginning with a fresh group until ``expected`` records (and a quiet moment)."""
+    consumer = KafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=f"reader-{topic}-{time.time_ns()}",
+        auto_offset_reset="earliest", enable_auto_commit=False, session_timeout_ms=3000,
+        heartbeat_interval_ms=500, max_poll_interval_ms=5000, consumer_timeout_ms=500,
+    )
+    records: list[Any] = []
+    deadline = Deadline(timeout_s)
+    quiet_since: float | None = None
+    try:
+        while not deadline.expired():
+            batch = consumer.poll(timeout_ms=300)
+            got = [r for rs in batch.values() for r in rs]
+            records.extend(got)
+            if len(records) >= expected:
+                if got:
+                    quiet_since = time.monotonic()
+                elif quiet_since is None:
+                    quiet_since = time.monotonic()
+                elif time.monotonic() - quiet_since >= settle_s:
+                    break
+    finally:
+        consumer.close(autocommit=False)
+    return records
+
+
+def daemon_env(**overrides: Any) -> dict[str, str]:
+    """Environment for a ``finsent run`` subprocess: fast group joins, quick commits."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FINSENT_")}
+    env.update({
+        "FINSENT_SESSION_TIMEOUT_MS": "3000", "FINSENT_HEARTBEAT_INTERVAL_MS": "500",
+        "FINSENT_MAX_POLL_INTERVAL_MS": "10000", "FINSENT_COMMIT_INTERVAL_MS": "300",
+        "FINSENT_METRICS_PORT": "0", "FINSENT_METRICS_HOST": "127.0.0.1", "FINSENT_RELOAD_CHECK_S": "0",
+        "FINSENT_THREADS": "1", "PYTHONUNBUFFERED": "1",
+    })
+    env.update({f"FINSENT_{k.upper()}": str(v) for k, v in overrides.items()})
+    return env
+
+
+def start_daemon(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    log = log_path.open("ab")
+    return subprocess.Popen([sys.executable, "-m", "pipeline", "run"], env=env, stdout=log, stderr=subprocess.STDOUT,
+                            cwd=ROOT)

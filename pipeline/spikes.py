@@ -8,7 +8,8 @@ negative ratio exceeds the key's threshold:
 * with less history (a new key): ``max(floor, cold_start_ratio)``.
 
 An alert's id is a hash of (dimension, key, window_start): re-processing never
-duplicates it. Within ``cooldown_s`` after an alert on a key, no new alert is raised
+duplicates it. Severity is ``critical`` when the ratio exceeds the threshold by
+``critical_margin`` (default 0.2) or more, ``warning`` otherwise. Within ``cooldown_s`` after an alert on a key, no new alert is raised
 for that key.
 """
 
@@ -32,6 +33,7 @@ class SpikeRule:
     min_history: int = 5
     min_std: float = 0.05
     cooldown_s: int = 600
+    critical_margin: float = 0.2
 
 
 @dataclass(frozen=True)
@@ -84,5 +86,5 @@ def judge(n: int, n_negative: int, history_ratios: Sequence[float], rule: SpikeR
         return Verdict(False, ratio, base, score, None, f"ratio {ratio:.3f} <= threshold {base.threshold:.3f}")
     if in_cooldown:
         return Verdict(False, ratio, base, score, None, "key is in cooldown after a recent alert")
-    severity: Severity = "critical" if ratio - base.threshold >= 0.2 or score >= 2 * max(rule.z, 1.0) else "warning"
+    severity: Severity = "critical" if ratio - base.threshold >= rule.critical_margin else "warning"
     return Verdict(True, ratio, base, score, severity, f"ratio {ratio:.3f} > threshold {base.threshold:.3f}")

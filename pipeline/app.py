@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -51,6 +52,15 @@ def build_daemon(settings: Settings, *, registry: CollectorRegistry, clock: Cloc
     )
 
 
+EARLY_STOP = threading.Event()
+
+
+def catch_early_signals() -> None:
+    """Record SIGTERM/SIGINT that arrive before the daemon exists, so start-up never dies half-way."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: EARLY_STOP.set())
+
+
 @contextlib.contextmanager
 def stop_on_signals(daemon: Daemon) -> Iterator[None]:
     """SIGTERM and SIGINT ask the loop to stop; the previous handlers come back afterwards."""
@@ -62,6 +72,8 @@ def stop_on_signals(daemon: Daemon) -> Iterator[None]:
 
     for sig in previous:
         signal.signal(sig, handler)
+    if EARLY_STOP.is_set():  # a signal arrived while we were still starting up
+        daemon.stop()
     try:
         yield
     finally:

@@ -172,6 +172,9 @@ def run(
     Every setting can also come from a FINSENT_* environment variable (e.g. FINSENT_SPIKE_Z,
     FINSENT_SASL_PASSWORD); flags win over the environment, which wins over --config.
     """
+    from pipeline.app import catch_early_signals
+
+    catch_early_signals()
     from models.card import ModelError
     from pipeline.app import run_daemon
     from pipeline.config import ConfigError, load_settings

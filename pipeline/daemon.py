@@ -103,7 +103,7 @@ class Daemon:
         self.windows.open_starts = self._with_store_retry(
             "load open windows", lambda: self.store.window_starts(closed=False))
         self.novelty = NoveltyFilter(self.settings.novelty_horizon_s * 1000, self._with_store_retry(
-            "load story hashes", lambda: self.store.story_hashes(horizon_from)))
+            "load story hashes", self.store.story_hashes))
         self.store_ok = True
         self.sink = self.make_sink()
         self.publish_alerts()

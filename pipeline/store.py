@@ -161,9 +161,10 @@ class Store:
         with self.engine.connect() as conn:
             return {t.to_ms(r.window_start) for r in conn.execute(query)}
 
-    def story_hashes(self, since_ms: int) -> dict[str, int]:
+    def story_hashes(self) -> dict[str, int]:
+        """Stories remembered for repeat detection (pruned by event time in housekeeping)."""
         with self.engine.connect() as conn:
-            rows = conn.execute(select(t.stories).where(t.stories.c.first_seen >= t.from_ms(since_ms)))
+            rows = conn.execute(select(t.stories))
             return {r.story_hash: t.to_ms(r.first_seen) for r in rows}
 
     # ---- the exactly-once commit -----------------------------------------------------

@@ -104,3 +104,31 @@ def start_daemon(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]
     log = log_path.open("ab")
     return subprocess.Popen([sys.executable, "-m", "pipeline", "run"], env=env, stdout=log, stderr=subprocess.STDOUT,
                             cwd=ROOT)
+
+
+COMPANIES = [("Apple", "AAPL"), ("Tesla", "TSLA"), ("Exxon", "XOM"), ("Nvidia", "NVDA"), ("Pfizer", "PFE"),
+             ("Boeing", "BA"), ("JPMorgan", "JPM"), ("Netflix", "NFLX")]
+TEMPLATES = [
+    "{name} shares plunge after quarterly revenue misses estimates ${tk}",
+    "{name} beats earnings expectations and raises full-year guidance ${tk}",
+    "{name} to present at investor conference next week ${tk}",
+    "{name} downgraded to sell at Morgan Stanley, price target cut ${tk}",
+    "{name} announces new share buyback program ${tk}",
+    "{name} faces regulatory probe over accounting practices ${tk}",
+    "{name} declares quarterly dividend ${tk}",
+    "{name} names new chief financial officer ${tk}",
+]
+
+
+def news_stream(n: int, base_ms: int, step_ms: int, seed: int = 0, prefix: str = "m") -> list[dict[str, Any]]:
+    """``n`` plausible headlines, one every ``step_ms`` of event time, each with a unique id."""
+    import random
+
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        name, tk = rng.choice(COMPANIES)
+        text = rng.choice(TEMPLATES).format(name=name, tk=tk) + f" #{rng.randint(0, 50)}"
+        out.append({"id": f"{prefix}-{i}", "text": text, "published_at": base_ms + i * step_ms,
+                    "source": rng.choice(["wire", "forum", "blog"])})
+    return out

@@ -31,7 +31,7 @@ from pipeline.sinks import DeliveryError, KafkaSink, iso_ms
 from pipeline.source import KafkaSource
 from pipeline.store import Checkpoint, CommitResult, FencedError, Store
 from pipeline.tables import from_ms
-from pipeline.windows import WindowTracker, dimension_keys
+from pipeline.windows import WindowKey, WindowTracker, dimension_keys, window_start
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,7 @@ class Pending:
     batch: list[Event] = field(default_factory=list)
     batch_started_ms: int | None = None
     messages: list[dict[str, Any]] = field(default_factory=list)
+    story_windows: dict[str, list[WindowKey]] = field(default_factory=dict)
     records: int = 0
 
 
@@ -193,6 +194,9 @@ class Daemon:
         if not self.windows.add(event.event_time_ms, scored_at_ms, keys, score.sentiment, score.p_negative,
                                 unique=not repeat):
             self.metrics.late.inc()
+        elif not repeat:
+            start = window_start(event.event_time_ms, self.settings.window_size_ms)
+            self.pending.story_windows[self.novelty.last_hash] = [(d, k, start) for d, k in keys]
         if repeat:
             self.metrics.repeats.inc()
         self.metrics.scored.labels(sentiment=score.sentiment, topic_label=score.topic).inc()
@@ -264,6 +268,7 @@ class Daemon:
             deltas=self.windows.deltas,
             messages=self.pending.messages,
             stories=self.novelty.pending,
+            story_windows=self.pending.story_windows,
             close_starts=due,
         )
         result = self.store.commit_checkpoint(cp)

@@ -23,11 +23,12 @@ class NoveltyFilter:
         self.horizon_ms = horizon_ms
         self.first_seen: dict[str, int] = dict(known or {})
         self.pending: dict[str, int] = {}
+        self.last_hash = ""
 
     def is_repeat(self, text: str, event_time_ms: int) -> bool:
         if self.horizon_ms <= 0:
             return False
-        key = story_hash(text)
+        key = self.last_hash = story_hash(text)
         seen = self.first_seen.get(key)
         if seen is not None and abs(event_time_ms - seen) <= self.horizon_ms:
             return True

@@ -83,6 +83,7 @@ class Checkpoint:
     deltas: dict[WindowKey, Counts] = field(default_factory=dict)
     messages: list[dict[str, Any]] = field(default_factory=list)
     stories: dict[str, int] = field(default_factory=dict)  # hash -> first seen (ms)
+    story_windows: dict[str, list[WindowKey]] = field(default_factory=dict)  # where each counted as unique
     close_starts: list[int] = field(default_factory=list)
 
 
@@ -173,12 +174,9 @@ class Store:
         now = now or datetime.now(UTC)
         with self.engine.begin() as conn:
             self._write_offsets(conn, cp, now)
-            self._add_deltas(conn, cp.deltas)
+            self._add_deltas(conn, self._claim_stories(conn, cp))
             if cp.messages:
                 conn.execute(_insert(conn, t.messages).on_conflict_do_nothing(), cp.messages)
-            if cp.stories:
-                conn.execute(_insert(conn, t.stories).on_conflict_do_nothing(),
-                             [{"story_hash": h, "first_seen": t.from_ms(ms)} for h, ms in cp.stories.items()])
             alerts: list[AlertRecord] = []
             closed: list[ClosedWindow] = []
             for start in sorted(cp.close_starts):
@@ -194,7 +192,7 @@ class Store:
                 continue
             if expected is None:
                 result = conn.execute(
-                    _insert(conn, t.offsets).on_conflict_do_nothing(),
+                    _insert(conn, t.offsets).on_conflict_do_nothing().returning(t.offsets.c.partition),
                     {"group_id": cp.group_id, "topic": topic, "partition": partition,
                      "next_offset": next_offset, "updated_at": now},
                 )
@@ -204,10 +202,28 @@ class Store:
                     .where(t.offsets.c.group_id == cp.group_id, t.offsets.c.topic == topic,
                            t.offsets.c.partition == partition, t.offsets.c.next_offset == expected)
                     .values(next_offset=next_offset, updated_at=now)
+                    .returning(t.offsets.c.partition)
                 )
-            if result.rowcount != 1:
+            if len(result.all()) != 1:  # rowcount is unreliable for INSERT … ON CONFLICT on some drivers
                 raise FencedError(f"{topic}[{partition}] was committed by another consumer "
                                   f"(expected next offset {expected})")
+
+    def _claim_stories(self, conn: Connection, cp: Checkpoint) -> dict[WindowKey, Counts]:
+        """Record new stories; one another daemon recorded first is a repeat after all: un-count it as unique."""
+        if not cp.stories:
+            return cp.deltas
+        rows = [{"story_hash": h, "first_seen": t.from_ms(ms)} for h, ms in cp.stories.items()]
+        claimed = {r.story_hash for r in conn.execute(
+            _insert(conn, t.stories).on_conflict_do_nothing().returning(t.stories.c.story_hash), rows)}
+        lost = [h for h in cp.stories if h not in claimed]
+        if not lost:
+            return cp.deltas
+        deltas = {k: Counts(**c.__dict__) for k, c in cp.deltas.items()}  # the caller's copy stays intact
+        for story in lost:
+            for key in cp.story_windows.get(story, ()):
+                if key in deltas:
+                    deltas[key].n_unique -= 1
+        return deltas
 
     def _add_deltas(self, conn: Connection, deltas: dict[WindowKey, Counts]) -> None:
         if not deltas:
@@ -262,9 +278,9 @@ class Store:
                     example_ids=self._examples(conn, row.dimension, row.key, start, t.as_utc(row.window_end)),
                     created_at=now,
                 )
-                inserted = conn.execute(_insert(conn, t.alerts).on_conflict_do_nothing(),
+                inserted = conn.execute(_insert(conn, t.alerts).on_conflict_do_nothing().returning(t.alerts.c.id),
                                         {**record.__dict__, "published": False})
-                if inserted.rowcount == 1:
+                if inserted.all():
                     alerts.append(record)
         return alerts, closed
 

@@ -1,0 +1,51 @@
+# FinSent Monitor — common tasks. `make help` lists them.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+DATA_DIR ?= $(or $(FINSENT_DATA_DIR),../shared/data)
+ARTIFACT := models/artifacts/finsent-minilm-v1
+
+.DEFAULT_GOAL := help
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[train,dev]'
+	touch $@
+
+venv: $(VENV)/.installed ## Create the virtual environment with serving, training and test dependencies
+
+demo: venv ## Run the whole thing on embedded defaults: broker, daemon, synthetic stream with a spike, dashboard
+	$(VENV)/bin/finsent demo
+
+test: venv ## Run every test (unit, integration against the real broker/PostgreSQL/Prometheus, e2e in Chromium)
+	$(PY) -m pytest
+
+test-unit: venv ## Fast unit tests only
+	$(PY) -m pytest tests/unit
+
+lint: venv ## ruff lint and format check, mypy
+	$(VENV)/bin/ruff check pipeline models dashboard tests benchmarks
+	$(VENV)/bin/ruff format --check pipeline models dashboard tests benchmarks
+	$(VENV)/bin/mypy
+
+train: venv ## Fine-tune the model (about an hour on 2 CPU cores; DATA_DIR=… to point at the data)
+	$(VENV)/bin/finsent train --data-dir $(DATA_DIR) --epochs 5 --threads 2 -o runs/train
+
+export: venv ## Export runs/train/best to the shipped artifact folder (int8, with parity checks)
+	$(VENV)/bin/finsent export runs/train/best -o $(ARTIFACT) --version finsent-minilm-v1 --data-dir $(DATA_DIR)
+
+evaluate: venv ## Evaluate the shipped artifact on both official test sets
+	$(VENV)/bin/finsent evaluate --model $(ARTIFACT) --data-dir $(DATA_DIR)
+
+bench: venv ## Throughput, latency and memory benchmark against the Hugging Face pipeline baseline
+	$(VENV)/bin/finsent bench
+
+clean: ## Remove caches and local state (keeps the virtual environment)
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis test-artifacts finsent.db*
+
+.PHONY: help venv demo test test-unit lint train export evaluate bench clean

@@ -215,6 +215,99 @@ def broker(
         typer.echo("broker stopped")
 
 
+@app.command()
+def dashboard(
+    store: Annotated[str, typer.Option("--store", envvar="FINSENT_STORE_URL", help="Store to read (SQLite path URL or PostgreSQL URL).")] = "sqlite:///finsent.db",
+    host: Annotated[str, typer.Option(help="Address to serve on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8501,
+    model: Annotated[Optional[Path], typer.Option("--model", envvar="FINSENT_MODEL_DIR", help="Model folder shown on the Model page.")] = None,
+) -> None:
+    """Serve the analyst dashboard (Streamlit) on the given store."""
+    import os
+    import subprocess
+
+    from pipeline.dashboard_server import streamlit_command
+
+    env = {**os.environ, "FINSENT_STORE_URL": store}
+    if model is not None:
+        env["FINSENT_MODEL_DIR"] = str(model)
+    typer.echo(f"dashboard on http://{host}:{port} (store {store.split('@')[-1]}); Ctrl-C stops it")
+    try:
+        raise typer.Exit(subprocess.call(streamlit_command(host, port), env=env))
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
+
+
+@app.command()
+def replay(
+    files: Annotated[Optional[list[Path]], typer.Argument(help="JSONL or CSV files (text, optional published_at, source, tickers). None: the synthetic stream.")] = None,
+    topic: Annotated[str, typer.Option(help="Topic to write to.")] = "finsent.news",
+    bootstrap: Annotated[str, typer.Option(envvar="FINSENT_KAFKA_BOOTSTRAP", help="Kafka bootstrap servers.")] = "localhost:9092",
+    rate: Annotated[float, typer.Option(help="Messages per second (0 = as fast as possible).")] = 20.0,
+    count: Annotated[Optional[int], typer.Option(help="Stop after N messages.")] = None,
+    duration: Annotated[Optional[float], typer.Option(help="Stop after S seconds.")] = None,
+    retime: Annotated[bool, typer.Option(help="Stamp file records with the time they are sent.")] = False,
+    spike_ticker: Annotated[str, typer.Option(help="Synthetic: company hit by a negative burst.")] = "NVDA",
+    spike_at: Annotated[float, typer.Option(help="Synthetic: seconds until the burst (negative = no burst).")] = 60.0,
+    spike_duration: Annotated[float, typer.Option(help="Synthetic: length of the burst in seconds.")] = 40.0,
+    malformed_share: Annotated[float, typer.Option(help="Synthetic: share of deliberately malformed records.")] = 0.01,
+    seed: Annotated[int, typer.Option(help="Synthetic: random seed.")] = 7,
+) -> None:
+    """Feed a topic from files or from the synthetic generator (with a scripted negative spike), with a progress bar."""
+    from kafka import KafkaProducer
+    from kafka.errors import KafkaError
+
+    from pipeline.replay import ReplayError, read_files, replay as run_replay, synthetic_records
+    from pipeline.synthetic import SpikeScript, SyntheticConfig, SyntheticStream
+
+    if files:
+        records = read_files(files, retime=retime)
+    else:
+        spike = SpikeScript(spike_ticker.upper(), spike_at, spike_duration) if spike_at >= 0 else None
+        records = synthetic_records(SyntheticStream(SyntheticConfig(seed=seed, malformed_share=malformed_share,
+                                                                    spike=spike)))
+        if count is None and duration is None:
+            typer.echo("synthetic stream: runs until Ctrl-C (use --count or --duration to stop by itself)")
+    try:
+        producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), linger_ms=20, acks="all")
+    except KafkaError as exc:
+        raise fail(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
+    try:
+        sent = run_replay(records, producer, topic, rate=rate, limit=count, duration_s=duration)
+    except ReplayError as exc:
+        raise fail(str(exc)) from exc
+    except KeyboardInterrupt:
+        sent = -1
+    finally:
+        producer.close(timeout=10)
+    if sent >= 0:
+        typer.echo(f"sent {sent} messages to {topic}")
+
+
+@app.command()
+def demo(
+    duration: Annotated[Optional[float], typer.Option(help="Stop by itself after S seconds and print a summary.")] = None,
+    dashboard: Annotated[bool, typer.Option("--dashboard/--no-dashboard", help="Also serve the dashboard.")] = True,
+    store: Annotated[str, typer.Option("--store", help="Store the demo writes (kept afterwards for `finsent dashboard`).")] = "sqlite:///finsent-demo.db",
+    rate: Annotated[float, typer.Option(help="Synthetic messages per second.")] = 25.0,
+    spike_at: Annotated[float, typer.Option(help="Seconds until the scripted negative burst.")] = 60.0,
+    dashboard_port: Annotated[int, typer.Option(help="Dashboard port.")] = 8501,
+    metrics_port: Annotated[int, typer.Option(help="Daemon metrics port (0 = any free port).")] = 9108,
+) -> None:
+    """Everything on one machine, no set-up: embedded broker, daemon, synthetic stream with a spike, dashboard."""
+    from pipeline.demo import DemoError, run_demo
+
+    try:
+        summary = run_demo(duration_s=duration, with_dashboard=dashboard, store_url=store, rate=rate,
+                           spike_at_s=spike_at, dashboard_port=dashboard_port, metrics_port=metrics_port,
+                           echo=typer.echo)
+    except DemoError as exc:
+        raise fail(str(exc)) from exc
+    typer.echo(summary.render())
+    if not summary.ok:
+        raise typer.Exit(1)
+
+
 def _main() -> None:
     try:
         app()

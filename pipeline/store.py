@@ -298,9 +298,13 @@ class Store:
 
     # ---- alert outbox ------------------------------------------------------------------
     def unpublished_alerts(self) -> list[AlertRecord]:
+        return self.all_alerts(t.alerts.c.published.is_(False))
+
+    def all_alerts(self, *conditions: Any) -> list[AlertRecord]:
+        """Alerts, oldest window first."""
         with self.engine.connect() as conn:
-            rows = conn.execute(select(t.alerts).where(t.alerts.c.published.is_(False))
-                                .order_by(t.alerts.c.window_start)).all()
+            rows = conn.execute(select(t.alerts).where(and_(True, *conditions))
+                                .order_by(t.alerts.c.window_start, t.alerts.c.id)).all()
         fields = AlertRecord.__dataclass_fields__
         return [AlertRecord(**{k: v for k, v in r._mapping.items() if k in fields}) for r in rows]
 

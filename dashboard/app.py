@@ -23,7 +23,7 @@ VIEWS = ("Overview", "Alerts", "Explore", "Model", "Feedback")
 DEFAULT_STORE = "sqlite:///finsent.db"
 REFRESH_S = int(os.environ.get("FINSENT_DASHBOARD_REFRESH_S", "10"))
 
-st.set_page_config(page_title="FinSent Monitor", page_icon="📉", layout="wide")
+st.set_page_config(page_title="FinSent Monitor", layout="wide")
 
 
 @st.cache_resource
@@ -114,12 +114,14 @@ def alerts_view() -> None:
         return
     st.subheader(f"{len(alerts)} alert(s), newest first")
     for _, alert in alerts.iterrows():
-        icon = "🔴" if alert["severity"] == "critical" else "🟠"
-        title = (f"{icon} {alert['severity'].upper()} · {alert['dimension']} **{alert['key']}** · "
+        title = (f"{alert['severity'].upper()} · {alert['dimension']} **{alert['key']}** · "
                  f"{alert['window_start']:%Y-%m-%d %H:%M:%S} UTC · {pct(alert['negative_ratio'])} negative "
                  f"vs threshold {pct(alert['threshold'])} (baseline {pct(alert['baseline'])}), n={alert['n']}")
         with st.expander(title, expanded=bool(_ == alerts.index[0])):
             behind = queries.alert_messages(engine, alert)
+            st.markdown("\n".join(
+                f"- **{row.p_negative:.2f}** {row.text} _({row.topic_label}; {row.source or 'unknown source'})_"
+                for row in behind.head(5).itertuples()))
             st.dataframe(behind[["event_time", "text", "sentiment", "p_negative", "topic_label", "tickers", "source"]],
                          hide_index=True, use_container_width=True,
                          column_config={"p_negative": st.column_config.ProgressColumn("p(negative)", min_value=0,

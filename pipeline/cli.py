@@ -308,6 +308,42 @@ def demo(
         raise typer.Exit(1)
 
 
+@app.command()
+def bench(
+    texts: Annotated[int, typer.Option(help="Texts for the throughput run.")] = 4000,
+    data_dir: DataDir = None,
+    model: Annotated[Optional[Path], typer.Option("--model", envvar="FINSENT_MODEL_DIR", help="Model folder (default: the shipped model).")] = None,
+    threads: Annotated[int, typer.Option(help="ONNX Runtime threads of the daemon.")] = 2,
+    latency_s: Annotated[float, typer.Option(help="Length of the paced latency run.")] = 20.0,
+    baseline: Annotated[bool, typer.Option("--baseline/--no-baseline", help="Also time the Hugging Face pipeline.")] = True,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the report as JSON here.")] = None,
+) -> None:
+    """Measure texts/s end to end, event-to-scored latency and peak RSS, against the HF pipeline baseline."""
+    import json
+
+    from pipeline.bench import run_benchmark
+
+    try:
+        report = run_benchmark(texts, data_dir=str(data_dir) if data_dir else None,
+                               model=str(model) if model else None, threads=threads, latency_s=latency_s,
+                               baseline=baseline, echo=typer.echo)
+    except RuntimeError as exc:
+        raise fail(str(exc)) from exc
+    typer.echo(f"end to end:   {report['end_to_end_texts_per_s']:.0f} texts/s ({report['texts']} texts, "
+               f"{report['threads']} threads), peak RSS {report['peak_rss_mb']:.0f} MB")
+    typer.echo(f"latency:      p50 {report['latency_ms_p50']:.0f} ms, p99 {report['latency_ms_p99']:.0f} ms "
+               f"at {report['latency_rate_per_s']:.0f} texts/s")
+    hf = report.get("hf_pipeline", {})
+    if "bs1_texts_per_s" in hf:
+        typer.echo(f"HF pipeline:  {hf['bs1_texts_per_s']:.0f} texts/s (default, batch 1), "
+                   f"{hf['bs32_texts_per_s']:.0f} texts/s (batch 32); daemon end to end is "
+                   f"{report['speedup_vs_hf_pipeline_default']:.1f}x the default pipeline")
+    elif hf:
+        typer.echo(f"HF pipeline:  skipped ({hf.get('skipped')})")
+    if output:
+        output.write_text(json.dumps(report, indent=2))
+
+
 def _main() -> None:
     try:
         app()

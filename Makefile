@@ -22,7 +22,7 @@ venv: $(VENV)/.installed ## Create the virtual environment with serving, trainin
 demo: venv ## Run the whole thing on embedded defaults: broker, daemon, synthetic stream with a spike, dashboard
 	$(VENV)/bin/finsent demo
 
-test: venv ## Run every test (unit, integration against the real broker/PostgreSQL/Prometheus, e2e in Chromium)
+test: venv lint ## Lint, then every test (unit, integration with the real broker/PostgreSQL/Prometheus, e2e in Chromium)
 	$(PY) -m pytest
 
 test-unit: venv ## Fast unit tests only

@@ -69,8 +69,10 @@ except (SQLAlchemyError, ValueError, RuntimeError) as exc:
     st.info("Check FINSENT_STORE_URL / --store, and that the database is running.")
     st.stop()
 if not ready:
-    st.info("The store is empty: no daemon has written to it yet. Start one with `finsent run --store …`, "
-            "or try everything at once with `finsent demo`.")
+    st.info(
+        "The store is empty: no daemon has written to it yet. Start one with `finsent run --store …`, "
+        "or try everything at once with `finsent demo`."
+    )
     st.stop()
 
 # ---- navigation and filters (all in the URL) ----------------------------------------------------------
@@ -89,7 +91,7 @@ def overview() -> None:
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Messages / minute", f"{k['per_minute']:.0f}", help=f"{k['messages']} messages in range")
     c2.metric("Negative share", pct(float(k["negative_share"])))  # type: ignore[arg-type]
-    c3.metric("Alerts", k["alerts"])
+    c3.metric("Alerts", str(k["alerts"]))
     c4.metric("Model", str(k["model_version"]))
     alerts = queries.alerts(engine, range_name)
     for dimension, label in (("topic", "topic"), ("ticker", "ticker")):
@@ -102,8 +104,10 @@ def overview() -> None:
             continue
         left, right = st.columns([3, 2])
         spikes = alerts[alerts["dimension"] == dimension]
-        left.altair_chart(charts.ratio_timeline(frame, spikes, f"Negative ratio per {label} (dashed: spike threshold)"),
-                          use_container_width=True)
+        left.altair_chart(
+            charts.ratio_timeline(frame, spikes, f"Negative ratio per {label} (dashed: spike threshold)"),
+            use_container_width=True,
+        )
         right.altair_chart(charts.volume_bars(frame, f"Volume per {label}"), use_container_width=True)
 
 
@@ -114,18 +118,29 @@ def alerts_view() -> None:
         return
     st.subheader(f"{len(alerts)} alert(s), newest first")
     for _, alert in alerts.iterrows():
-        title = (f"{alert['severity'].upper()} · {alert['dimension']} **{alert['key']}** · "
-                 f"{alert['window_start']:%Y-%m-%d %H:%M:%S} UTC · {pct(alert['negative_ratio'])} negative "
-                 f"vs threshold {pct(alert['threshold'])} (baseline {pct(alert['baseline'])}), n={alert['n']}")
+        title = (
+            f"{alert['severity'].upper()} · {alert['dimension']} **{alert['key']}** · "
+            f"{alert['window_start']:%Y-%m-%d %H:%M:%S} UTC · {pct(alert['negative_ratio'])} negative "
+            f"vs threshold {pct(alert['threshold'])} (baseline {pct(alert['baseline'])}), n={alert['n']}"
+        )
         with st.expander(title, expanded=bool(_ == alerts.index[0])):
             behind = queries.alert_messages(engine, alert)
-            st.markdown("\n".join(
-                f"- **{row.p_negative:.2f}** {row.text} _({row.topic_label}; {row.source or 'unknown source'})_"
-                for row in behind.head(5).itertuples()))
-            st.dataframe(behind[["event_time", "text", "sentiment", "p_negative", "topic_label", "tickers", "source"]],
-                         hide_index=True, use_container_width=True,
-                         column_config={"p_negative": st.column_config.ProgressColumn("p(negative)", min_value=0,
-                                                                                      max_value=1, format="%.2f")})
+            st.markdown(
+                "\n".join(
+                    f"- **{row.p_negative:.2f}** {row.text} _({row.topic_label}; {row.source or 'unknown source'})_"
+                    for row in behind.head(5).itertuples()
+                )
+            )
+            st.dataframe(
+                behind[["event_time", "text", "sentiment", "p_negative", "topic_label", "tickers", "source"]],
+                hide_index=True,
+                use_container_width=True,
+                column_config={
+                    "p_negative": st.column_config.ProgressColumn(
+                        "p(negative)", min_value=0, max_value=1, format="%.2f"
+                    )
+                },
+            )
 
 
 @st.fragment(run_every=REFRESH_S)
@@ -151,9 +166,16 @@ def explore() -> queries.Filters:
     set_param("q", filters.search)
     frame = queries.messages(engine, filters)
     st.subheader(f"{len(frame)} message(s)" + (" (newest 500)" if len(frame) == 500 else ""))
-    st.dataframe(frame, hide_index=True, use_container_width=True, key="messages_table",
-                 column_config={c: st.column_config.NumberColumn(format="%.2f")
-                                for c in ("p_negative", "p_neutral", "p_positive", "p_topic")})
+    st.dataframe(
+        frame,
+        hide_index=True,
+        use_container_width=True,
+        key="messages_table",
+        column_config={
+            c: st.column_config.NumberColumn(format="%.2f")
+            for c in ("p_negative", "p_neutral", "p_positive", "p_topic")
+        },
+    )
     return filters
 
 
@@ -166,9 +188,13 @@ def correction_form(frame_ids: list[str]) -> None:
         analyst = st.text_input("Your name", key="fb_analyst")
         if st.form_submit_button("Save correction"):
             try:
-                queries.add_feedback(engine, message_id, analyst=analyst,
-                                     sentiment=None if sentiment == "(unchanged)" else sentiment,
-                                     topic=None if topic == "(unchanged)" else topic)
+                queries.add_feedback(
+                    engine,
+                    message_id,
+                    analyst=analyst,
+                    sentiment=None if sentiment == "(unchanged)" else sentiment,
+                    topic=None if topic == "(unchanged)" else topic,
+                )
                 st.success(f"Saved: {message_id}")
             except ValueError as exc:
                 st.error(str(exc))
@@ -183,8 +209,13 @@ def feedback_view() -> None:
     saved = queries.feedback(engine)
     st.subheader(f"{len(saved)} correction(s)")
     st.dataframe(saved, hide_index=True, use_container_width=True)
-    st.download_button("Download for retraining (finsent train --extra-data)", queries.feedback_training_csv(engine),
-                       file_name="finsent-feedback.csv", mime="text/csv", disabled=saved.empty)
+    st.download_button(
+        "Download for retraining (finsent train --extra-data)",
+        queries.feedback_training_csv(engine),
+        file_name="finsent-feedback.csv",
+        mime="text/csv",
+        disabled=saved.empty,
+    )
 
 
 def model_view() -> None:
@@ -201,8 +232,16 @@ def model_view() -> None:
     for task, variants in card.get("metrics", {}).items():
         for variant, m in variants.items():
             if isinstance(m, dict):
-                rows.append({"task": task, "test set": variant, "n": m["n"], "accuracy": m["accuracy"],
-                             "macro-F1": m["macro_f1"], "ECE": m["ece"]})
+                rows.append(
+                    {
+                        "task": task,
+                        "test set": variant,
+                        "n": m["n"],
+                        "accuracy": m["accuracy"],
+                        "macro-F1": m["macro_f1"],
+                        "ECE": m["ece"],
+                    }
+                )
     if rows:
         st.dataframe(pd.DataFrame(rows), hide_index=True)
     images = sorted(path.parent.glob("confusion_*.png"))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import Engine, and_, func, insert, select
@@ -12,8 +14,12 @@ from pipeline import tables as t
 from pipeline.store import create_store_engine
 
 RANGES: dict[str, timedelta | None] = {
-    "15m": timedelta(minutes=15), "1h": timedelta(hours=1), "6h": timedelta(hours=6),
-    "24h": timedelta(hours=24), "7d": timedelta(days=7), "all": None,
+    "15m": timedelta(minutes=15),
+    "1h": timedelta(hours=1),
+    "6h": timedelta(hours=6),
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+    "all": None,
 }
 
 
@@ -59,17 +65,31 @@ def kpis(engine: Engine, range_name: str) -> dict[str, object]:
     w = t.windows.c
     cond = [w.dimension == "all"] + ([w.window_start >= start] if start else [])
     with engine.connect() as conn:
-        row = conn.execute(select(func.coalesce(func.sum(w.n), 0), func.coalesce(func.sum(w.n_negative), 0),
-                                  func.min(w.window_start), func.max(w.window_end)).where(*cond)).one()
+        row = conn.execute(
+            select(
+                func.coalesce(func.sum(w.n), 0),
+                func.coalesce(func.sum(w.n_negative), 0),
+                func.min(w.window_start),
+                func.max(w.window_end),
+            ).where(*cond)
+        ).one()
         a = t.alerts.c
-        alerts = conn.execute(select(func.count()).select_from(t.alerts)
-                              .where(a.window_start >= start if start else True)).scalar_one()
-        version = conn.execute(select(t.messages.c.model_version).order_by(t.messages.c.scored_at.desc())
-                               .limit(1)).scalar()
+        count_alerts = select(func.count()).select_from(t.alerts)
+        if start:
+            count_alerts = count_alerts.where(a.window_start >= start)
+        alerts = conn.execute(count_alerts).scalar_one()
+        version = conn.execute(
+            select(t.messages.c.model_version).order_by(t.messages.c.scored_at.desc()).limit(1)
+        ).scalar()
     n, n_neg, first, last = row
     minutes = max(1.0, (t.as_utc(last) - t.as_utc(first)).total_seconds() / 60) if first and last else 1.0
-    return {"messages": int(n), "per_minute": n / minutes, "negative_share": (n_neg / n) if n else 0.0,
-            "alerts": int(alerts), "model_version": version or "—"}
+    return {
+        "messages": int(n),
+        "per_minute": n / minutes,
+        "negative_share": (n_neg / n) if n else 0.0,
+        "alerts": int(alerts),
+        "model_version": version or "—",
+    }
 
 
 def timeline(engine: Engine, dimension: str, keys: list[str] | None, range_name: str) -> pd.DataFrame:
@@ -77,15 +97,17 @@ def timeline(engine: Engine, dimension: str, keys: list[str] | None, range_name:
     start = since(engine, range_name)
     w = t.windows.c
     query = select(w.window_start, w.key, w.n, w.n_unique, w.n_negative, w.threshold, w.baseline, w.closed).where(
-        w.dimension == dimension)
+        w.dimension == dimension
+    )
     if start:
         query = query.where(w.window_start >= start)
     if keys:
         query = query.where(w.key.in_(keys))
     with engine.connect() as conn:
-        frame = pd.DataFrame(conn.execute(query.order_by(w.window_start)).all(),
-                             columns=["window_start", "key", "n", "n_unique", "n_negative", "threshold", "baseline",
-                                      "closed"])
+        frame = pd.DataFrame(
+            conn.execute(query.order_by(w.window_start)).all(),
+            columns=["window_start", "key", "n", "n_unique", "n_negative", "threshold", "baseline", "closed"],
+        )
     frame["window_start"] = pd.to_datetime(frame["window_start"], utc=True)
     frame["negative_ratio"] = (frame["n_negative"] / frame["n"].where(frame["n"] > 0)).fillna(0.0)
     return frame
@@ -105,22 +127,66 @@ def top_keys(engine: Engine, dimension: str, range_name: str, limit: int = 8) ->
 def alerts(engine: Engine, range_name: str, limit: int = 200) -> pd.DataFrame:
     start = since(engine, range_name)
     a = t.alerts.c
-    query = select(a.id, a.window_start, a.window_end, a.dimension, a.key, a.severity, a.negative_ratio,
-                   a.baseline, a.threshold, a.score, a.n, a.n_negative, a.example_ids, a.created_at)
+    query = select(
+        a.id,
+        a.window_start,
+        a.window_end,
+        a.dimension,
+        a.key,
+        a.severity,
+        a.negative_ratio,
+        a.baseline,
+        a.threshold,
+        a.score,
+        a.n,
+        a.n_negative,
+        a.example_ids,
+        a.created_at,
+    )
     if start:
         query = query.where(a.window_start >= start)
     with engine.connect() as conn:
         rows = conn.execute(query.order_by(a.window_start.desc(), a.key).limit(limit)).all()
-    frame = pd.DataFrame(rows, columns=["id", "window_start", "window_end", "dimension", "key", "severity",
-                                        "negative_ratio", "baseline", "threshold", "score", "n", "n_negative",
-                                        "example_ids", "created_at"])
+    frame = pd.DataFrame(
+        rows,
+        columns=[
+            "id",
+            "window_start",
+            "window_end",
+            "dimension",
+            "key",
+            "severity",
+            "negative_ratio",
+            "baseline",
+            "threshold",
+            "score",
+            "n",
+            "n_negative",
+            "example_ids",
+            "created_at",
+        ],
+    )
     for col in ("window_start", "window_end", "created_at"):
         frame[col] = pd.to_datetime(frame[col], utc=True)
     return frame
 
 
-MESSAGE_COLUMNS = ["id", "event_time", "text", "sentiment", "p_negative", "p_neutral", "p_positive", "topic_label",
-                   "p_topic", "tickers", "source", "kind", "is_repeat", "model_version"]
+MESSAGE_COLUMNS = [
+    "id",
+    "event_time",
+    "text",
+    "sentiment",
+    "p_negative",
+    "p_neutral",
+    "p_positive",
+    "topic_label",
+    "p_topic",
+    "tickers",
+    "source",
+    "kind",
+    "is_repeat",
+    "model_version",
+]
 
 
 def messages(engine: Engine, filters: Filters, limit: int = 500) -> pd.DataFrame:
@@ -150,8 +216,9 @@ def messages_by_ids(engine: Engine, ids: list[str]) -> pd.DataFrame:
         return _messages_frame([])
     m = t.messages.c
     with engine.connect() as conn:
-        rows = conn.execute(select(*[getattr(m, c) for c in MESSAGE_COLUMNS]).where(m.id.in_(ids))
-                            .order_by(m.p_negative.desc())).all()
+        rows = conn.execute(
+            select(*[getattr(m, c) for c in MESSAGE_COLUMNS]).where(m.id.in_(ids)).order_by(m.p_negative.desc())
+        ).all()
     return _messages_frame(rows)
 
 
@@ -166,12 +233,13 @@ def alert_messages(engine: Engine, alert: pd.Series, limit: int = 50) -> pd.Data
     elif alert["dimension"] == "source":
         conds.append(m.source == alert["key"])
     with engine.connect() as conn:
-        rows = conn.execute(select(*[getattr(m, c) for c in MESSAGE_COLUMNS]).where(*conds)
-                            .order_by(m.p_negative.desc()).limit(limit)).all()
+        rows = conn.execute(
+            select(*[getattr(m, c) for c in MESSAGE_COLUMNS]).where(*conds).order_by(m.p_negative.desc()).limit(limit)
+        ).all()
     return _messages_frame(rows)
 
 
-def _messages_frame(rows: list) -> pd.DataFrame:  # type: ignore[type-arg]
+def _messages_frame(rows: Sequence[Any]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=MESSAGE_COLUMNS)
     frame["event_time"] = pd.to_datetime(frame["event_time"], utc=True)
     frame["tickers"] = frame["tickers"].fillna("").str.strip(",").str.replace(",", " ")
@@ -184,14 +252,14 @@ def options(engine: Engine) -> dict[str, list[str]]:
     with engine.connect() as conn:
         out = {}
         for dim in ("topic", "ticker", "source"):
-            rows = conn.execute(select(w.key).where(w.dimension == dim).group_by(w.key)
-                                .order_by(func.sum(w.n).desc()).limit(200)).all()
+            rows = conn.execute(
+                select(w.key).where(w.dimension == dim).group_by(w.key).order_by(func.sum(w.n).desc()).limit(200)
+            ).all()
             out[dim] = [r.key for r in rows]
     return out
 
 
-def add_feedback(engine: Engine, message_id: str, *, sentiment: str | None, topic: str | None,
-                 analyst: str) -> None:
+def add_feedback(engine: Engine, message_id: str, *, sentiment: str | None, topic: str | None, analyst: str) -> None:
     """Record an analyst's correction of one message (its text is kept, messages are pruned)."""
     if not (sentiment or topic):
         raise ValueError("a correction needs a sentiment or a topic")
@@ -200,18 +268,50 @@ def add_feedback(engine: Engine, message_id: str, *, sentiment: str | None, topi
         row = conn.execute(select(m.text, m.sentiment, m.topic_label).where(m.id == message_id)).one_or_none()
         if row is None:
             raise ValueError(f"message {message_id} is not in the store (it may have been pruned)")
-        conn.execute(insert(t.feedback).values(
-            message_id=message_id, text=row.text, model_sentiment=row.sentiment, model_topic=row.topic_label,
-            sentiment=sentiment, topic=topic, analyst=analyst or "anonymous", created_at=datetime.now(UTC)))
+        conn.execute(
+            insert(t.feedback).values(
+                message_id=message_id,
+                text=row.text,
+                model_sentiment=row.sentiment,
+                model_topic=row.topic_label,
+                sentiment=sentiment,
+                topic=topic,
+                analyst=analyst or "anonymous",
+                created_at=datetime.now(UTC),
+            )
+        )
 
 
 def feedback(engine: Engine) -> pd.DataFrame:
     f = t.feedback.c
     with engine.connect() as conn:
-        rows = conn.execute(select(f.id, f.message_id, f.text, f.model_sentiment, f.sentiment, f.model_topic,
-                                   f.topic, f.analyst, f.created_at).order_by(f.created_at.desc())).all()
-    return pd.DataFrame(rows, columns=["id", "message_id", "text", "model_sentiment", "sentiment", "model_topic",
-                                       "topic", "analyst", "created_at"])
+        rows = conn.execute(
+            select(
+                f.id,
+                f.message_id,
+                f.text,
+                f.model_sentiment,
+                f.sentiment,
+                f.model_topic,
+                f.topic,
+                f.analyst,
+                f.created_at,
+            ).order_by(f.created_at.desc())
+        ).all()
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "id",
+            "message_id",
+            "text",
+            "model_sentiment",
+            "sentiment",
+            "model_topic",
+            "topic",
+            "analyst",
+            "created_at",
+        ],
+    )
 
 
 def feedback_training_csv(engine: Engine) -> str:
@@ -219,4 +319,3 @@ def feedback_training_csv(engine: Engine) -> str:
     frame = feedback(engine)
     latest = frame.sort_values("created_at").groupby("message_id").tail(1)  # the last word on each message
     return latest[["text", "sentiment", "topic"]].fillna("").to_csv(index=False)
-

@@ -77,8 +77,10 @@ def verify_card(model: str | Path) -> ModelCard:
     card = read_card(model)
     folder = card_path(model).parent
     if card.sentiment_labels != list(SENTIMENT_LABELS):
-        raise ModelError(f"model {folder} has sentiment labels {card.sentiment_labels}, "
-                         f"but this version of finsent expects {list(SENTIMENT_LABELS)}")
+        raise ModelError(
+            f"model {folder} has sentiment labels {card.sentiment_labels}, "
+            f"but this version of finsent expects {list(SENTIMENT_LABELS)}"
+        )
     if card.topic_labels != list(TOPIC_LABELS):
         raise ModelError(f"model {folder} has topic labels that differ from this version's contract")
     for name in (card.model_file, card.tokenizer_file):
@@ -90,8 +92,10 @@ def verify_card(model: str | Path) -> ModelCard:
             raise ModelError(f"model file {path} is missing")
         actual = sha256_of(path)
         if actual != expected:
-            raise ModelError(f"model file {path} does not match its card (sha256 {actual[:12]}…, "
-                             f"card says {expected[:12]}…): re-export or restore the file")
+            raise ModelError(
+                f"model file {path} does not match its card (sha256 {actual[:12]}…, "
+                f"card says {expected[:12]}…): re-export or restore the file"
+            )
     return card
 
 

@@ -41,7 +41,7 @@ def evaluate_model(model: OnnxModel, splits: Splits) -> dict[str, Any]:
 
 def summary_rows(results: dict[str, Any]) -> list[tuple[str, str, int, float, float, float]]:
     """(task, variant, n, accuracy, macro-F1, ECE) rows for the printed table."""
-    rows = []
+    rows: list[tuple[str, str, int, float, float, float]] = []
     for task in TASKS:
         for variant in ("test", "test_dedup"):
             r = results[task][variant]
@@ -62,8 +62,10 @@ def format_report(results: dict[str, Any], task: str) -> str:
     width = max(len(k) for k in per_class)
     lines = [f"{task}: {'label':<{width}} {'prec':>6} {'recall':>6} {'f1':>6} {'n':>5}"]
     for label, r in per_class.items():
-        lines.append(f"{' ' * len(task)}  {label:<{width}} {r['precision']:>6.3f} {r['recall']:>6.3f} "
-                     f"{r['f1']:>6.3f} {r['support']:>5}")
+        lines.append(
+            f"{' ' * len(task)}  {label:<{width}} {r['precision']:>6.3f} {r['recall']:>6.3f} "
+            f"{r['f1']:>6.3f} {r['support']:>5}"
+        )
     return "\n".join(lines)
 
 
@@ -85,8 +87,15 @@ def plot_confusion(matrix: list[list[int]], labels: tuple[str, ...], title: str,
     for i in range(len(labels)):
         for j in range(len(labels)):
             if counts[i, j]:
-                ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=6 if len(labels) > 5 else 9,
-                        color="white" if norm[i, j] > 0.5 else "black")
+                ax.text(
+                    j,
+                    i,
+                    str(counts[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=6 if len(labels) > 5 else 9,
+                    color="white" if norm[i, j] > 0.5 else "black",
+                )
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of true class")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -109,17 +118,23 @@ def run_evaluation(
         folder = Path(plots_dir)
         folder.mkdir(parents=True, exist_ok=True)
         for task in TASKS:
-            plot_confusion(results[task]["test"]["confusion"], LABELS[task],
-                           f"{model.version} ({model.card.precision}) — {task}, official test set",
-                           folder / f"confusion_{task}.png")
+            plot_confusion(
+                results[task]["test"]["confusion"],
+                LABELS[task],
+                f"{model.version} ({model.card.precision}) — {task}, official test set",
+                folder / f"confusion_{task}.png",
+            )
     if output is not None:
         Path(output).write_text(json.dumps(results, indent=2))
     if update_card:
         path = card_path(model_dir)
         raw = json.loads(path.read_text())
         raw["metrics"] = {
-            task: {variant: {k: results[task][variant][k] for k in ("n", "accuracy", "macro_f1", "ece")}
-                   for variant in ("test", "test_dedup")} | {"overlap_with_train": results[task]["overlap_with_train"]}
+            task: {
+                variant: {k: results[task][variant][k] for k in ("n", "accuracy", "macro_f1", "ece")}
+                for variant in ("test", "test_dedup")
+            }
+            | {"overlap_with_train": results[task]["overlap_with_train"]}
             for task in TASKS
         }
         path.write_text(json.dumps(raw, indent=2, ensure_ascii=False) + "\n")

@@ -59,17 +59,22 @@ class ExportResult:
     checks: dict[str, Any] = field(default_factory=dict)
 
 
-def _ort_probs(path: Path, ids: Sequence[Sequence[int]], pad_id: int, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+def _ort_probs(
+    path: Path, ids: Sequence[Sequence[int]], pad_id: int, batch_size: int = 64
+) -> tuple[np.ndarray, np.ndarray]:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 2
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return _batched(lambda i, m: session.run(list(OUTPUT_NAMES), {"input_ids": i, "attention_mask": m}),
-                    ids, pad_id, batch_size)
+    return _batched(
+        lambda i, m: session.run(list(OUTPUT_NAMES), {"input_ids": i, "attention_mask": m}), ids, pad_id, batch_size
+    )
 
 
-def _torch_probs(wrapper: ProbabilityWrapper, ids: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+def _torch_probs(
+    wrapper: ProbabilityWrapper, ids: Sequence[Sequence[int]], pad_id: int
+) -> tuple[np.ndarray, np.ndarray]:
     def run(i: np.ndarray, m: np.ndarray) -> list[np.ndarray]:
         with torch.no_grad():
             s, t = wrapper(torch.from_numpy(i), torch.from_numpy(m))
@@ -144,8 +149,10 @@ def export_checkpoint(
     fp32 = _ort_probs(fp32_path, ids, pad_id)
     checks["fp32_max_abs_diff"] = _max_diff(reference, fp32)
     if checks["fp32_max_abs_diff"] > PARITY_TOLERANCE:
-        raise ExportError(f"ONNX fp32 output differs from PyTorch by {checks['fp32_max_abs_diff']:.2e} "
-                          f"(limit {PARITY_TOLERANCE:.0e}): the export is not faithful")
+        raise ExportError(
+            f"ONNX fp32 output differs from PyTorch by {checks['fp32_max_abs_diff']:.2e} "
+            f"(limit {PARITY_TOLERANCE:.0e}): the export is not faithful"
+        )
 
     # 3. transformer fusions
     fused_path = fp32_path
@@ -153,8 +160,9 @@ def export_checkpoint(
         from onnxruntime.transformers.optimizer import optimize_model
 
         cfg = model.encoder.config
-        fused = optimize_model(str(fp32_path), model_type="bert", num_heads=cfg.num_attention_heads,
-                               hidden_size=cfg.hidden_size)
+        fused = optimize_model(
+            str(fp32_path), model_type="bert", num_heads=cfg.num_attention_heads, hidden_size=cfg.hidden_size
+        )
         checks["fused_ops"] = {k: v for k, v in fused.get_fused_operator_statistics().items() if v}
         fused_path = work / "model.fused.onnx"
         fused.save_model_to_file(str(fused_path))
@@ -169,8 +177,13 @@ def export_checkpoint(
         candidates = {}
         for per_channel in (True, False):
             path = work / f"model.int8.{'pc' if per_channel else 'pt'}.onnx"
-            quantize_dynamic(str(fused_path), str(path), per_channel=per_channel, weight_type=QuantType.QInt8,
-                             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+            quantize_dynamic(
+                str(fused_path),
+                str(path),
+                per_channel=per_channel,
+                weight_type=QuantType.QInt8,
+                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+            )
             agreement = _agreement(fp32, _ort_probs(path, ids, pad_id))
             candidates[per_channel] = (sum(agreement.values()), path, agreement)
         per_channel = candidates[True][0] >= candidates[False][0]
@@ -193,8 +206,19 @@ def export_checkpoint(
     model_file = f"model.{precision}.onnx"
     shutil.copy(chosen, out / model_file)
     shutil.copy(checkpoint / "tokenizer.json", out / "tokenizer.json")
-    training = {k: meta.get(k) for k in ("command", "base_model", "data_sizes", "test_overlap_with_train",
-                                         "wall_time_s", "epochs_run", "steps", "best")}
+    training = {
+        k: meta.get(k)
+        for k in (
+            "command",
+            "base_model",
+            "data_sizes",
+            "test_overlap_with_train",
+            "wall_time_s",
+            "epochs_run",
+            "steps",
+            "best",
+        )
+    }
     training["config"] = meta.get("config", {})
     card = ModelCard(
         version=version or out.name,
@@ -203,8 +227,13 @@ def export_checkpoint(
         max_length=max_length,
         base_model=str(meta.get("base_model", "")),
         training=training,
-        export={**checks, "opset": ONNX_OPSET, "onnx_version": onnx.__version__,
-                "torch_version": torch.__version__, "wall_time_s": round(time.time() - started, 1)},
+        export={
+            **checks,
+            "opset": ONNX_OPSET,
+            "onnx_version": onnx.__version__,
+            "torch_version": torch.__version__,
+            "wall_time_s": round(time.time() - started, 1),
+        },
     )
     card_name = "card.json" if precision == "int8" else f"card.{precision}.json"
     write_card(out, card, card_name)

@@ -35,8 +35,10 @@ def choose_providers(preferred: str = "auto") -> list[str]:
     if preferred == "cpu":
         return ["CPUExecutionProvider"]
     if preferred == "cuda" and "CUDAExecutionProvider" not in available:
-        raise ModelError("CUDA execution was requested but this onnxruntime has no CUDA provider "
-                         "(install finsent-monitor[gpu] on a machine with a GPU)")
+        raise ModelError(
+            "CUDA execution was requested but this onnxruntime has no CUDA provider "
+            "(install finsent-monitor[gpu] on a machine with a GPU)"
+        )
     if "CUDAExecutionProvider" in available:
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
     return ["CPUExecutionProvider"]
@@ -60,8 +62,10 @@ class OnnxModel:
                 str(self.folder / self.card.model_file), options, providers=choose_providers(provider)
             )
         except Exception as exc:  # onnxruntime raises its own untyped errors for broken graphs
-            raise ModelError(f"model file {self.folder / self.card.model_file} cannot be loaded by "
-                             f"onnxruntime: {str(exc).splitlines()[0]}") from exc
+            raise ModelError(
+                f"model file {self.folder / self.card.model_file} cannot be loaded by "
+                f"onnxruntime: {str(exc).splitlines()[0]}"
+            ) from exc
         inputs = {i.name for i in self.session.get_inputs()}
         outputs = [o.name for o in self.session.get_outputs()]
         if not set(self.card.inputs) <= inputs:

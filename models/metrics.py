@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,7 +34,7 @@ def expected_calibration_error(probs: np.ndarray, y_true: np.ndarray, n_bins: in
     correct = (probs.argmax(axis=1) == y_true).astype(float)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
     ece = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+    for lo, hi in itertools.pairwise(edges):
         in_bin = (confidence > lo) & (confidence <= hi)
         if in_bin.any():
             ece += in_bin.mean() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
@@ -52,7 +53,7 @@ def classification_report(
     precision, recall, f1, support = per_class(matrix)
     present = support > 0
     return {
-        "n": int(len(y)),
+        "n": len(y),
         "accuracy": float((pred == y).mean()) if len(y) else 0.0,
         "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
         "ece": expected_calibration_error(probs, y) if len(y) else 0.0,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -37,9 +38,9 @@ class MultiTaskClassifier(nn.Module):
     probabilities the ONNX graph exposes.
     """
 
-    def __init__(self, encoder: nn.Module, dropout: float = 0.1) -> None:
+    def __init__(self, encoder: Any, dropout: float = 0.1) -> None:
         super().__init__()
-        self.encoder = encoder
+        self.encoder: Any = encoder
         hidden = encoder.config.hidden_size
         self.dropout = nn.Dropout(dropout)
         self.sentiment_head = nn.Linear(hidden, len(SENTIMENT_LABELS))
@@ -51,7 +52,9 @@ class MultiTaskClassifier(nn.Module):
         return cls(AutoModel.from_pretrained(base_model), dropout)
 
     @classmethod
-    def from_config(cls, config_dir: str, dropout: float = 0.1, attn_implementation: str | None = None) -> MultiTaskClassifier:
+    def from_config(
+        cls, config_dir: str, dropout: float = 0.1, attn_implementation: str | None = None
+    ) -> MultiTaskClassifier:
         """A randomly initialised model of a given architecture (checkpoints load into it; tests use it)."""
         kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
         return cls(AutoModel.from_config(AutoConfig.from_pretrained(config_dir), **kwargs), dropout)

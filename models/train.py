@@ -14,7 +14,7 @@ import random
 import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -125,7 +125,9 @@ def freeze(model: MultiTaskClassifier, n_layers: int) -> None:
 
 
 @torch.no_grad()
-def predict(model: MultiTaskClassifier, ids: list[list[int]], pad_id: int, batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
+def predict(
+    model: MultiTaskClassifier, ids: list[list[int]], pad_id: int, batch_size: int = 128
+) -> tuple[np.ndarray, np.ndarray]:
     """Probabilities of both heads, in the order of ``ids``."""
     model.eval()
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
@@ -140,7 +142,7 @@ def predict(model: MultiTaskClassifier, ids: list[list[int]], pad_id: int, batch
     return sent, topic
 
 
-def evaluate_dev(model: MultiTaskClassifier, dev: dict[str, Encoded], pad_id: int) -> dict[str, float]:
+def evaluate_dev(model: MultiTaskClassifier, dev: Mapping[str, Encoded], pad_id: int) -> dict[str, float]:
     out: dict[str, float] = {}
     for task, labels in (("sentiment", SENTIMENT_LABELS), ("topic", TOPIC_LABELS)):
         enc = dev[task]
@@ -178,8 +180,13 @@ def train(cfg: TrainConfig, splits: Splits | None = None, model: MultiTaskClassi
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     if splits is None:
-        splits = load_splits(cfg.data_dir, dev_fraction=cfg.dev_fraction, seed=cfg.seed,
-                             extra=[Path(p) for p in cfg.extra_data], limit=cfg.limit)
+        splits = load_splits(
+            cfg.data_dir,
+            dev_fraction=cfg.dev_fraction,
+            seed=cfg.seed,
+            extra=[Path(p) for p in cfg.extra_data],
+            limit=cfg.limit,
+        )
     tokenizer_path = Path(base) / "tokenizer.json"
     tokenizer = load_tokenizer(tokenizer_path, cfg.max_length)
     pad_id = pad_id_of(tokenizer)
@@ -188,7 +195,7 @@ def train(cfg: TrainConfig, splits: Splits | None = None, model: MultiTaskClassi
     freeze(model, cfg.freeze_layers)
 
     train_enc = encode_examples(tokenizer, splits.training_rows())
-    dev_enc = {task: encode_examples(tokenizer, splits.dev[task]) for task in TASKS}
+    dev_enc: dict[str, Encoded] = {task: encode_examples(tokenizer, splits.dev[task]) for task in TASKS}
     lengths = [len(ids) for ids in train_enc.ids]
     rng = random.Random(cfg.seed)
     steps_per_epoch = math.ceil(len(lengths) / cfg.batch_size)
@@ -209,8 +216,13 @@ def train(cfg: TrainConfig, splits: Splits | None = None, model: MultiTaskClassi
     loss_t = nn.CrossEntropyLoss(ignore_index=IGNORE, label_smoothing=cfg.label_smoothing)
     log_path = out / "train_log.jsonl"
     log_path.write_text("")
-    meta = {"config": asdict(cfg), "base_model": base, "data_sizes": splits.sizes(),
-            "test_overlap_with_train": splits.overlap, "command": " ".join(sys.argv)}
+    meta = {
+        "config": asdict(cfg),
+        "base_model": base,
+        "data_sizes": splits.sizes(),
+        "test_overlap_with_train": splits.overlap,
+        "command": " ".join(sys.argv),
+    }
     best: dict = {"score": -1.0}  # type: ignore[type-arg]
     evals_since_best = 0
     step = 0
@@ -243,8 +255,13 @@ def train(cfg: TrainConfig, splits: Splits | None = None, model: MultiTaskClassi
             progress.set_postfix(loss=f"{running:.3f}", epoch=epoch)
             if step % cfg.eval_every == 0 or step == total_steps:
                 dev = evaluate_dev(model, dev_enc, pad_id)
-                record = {"step": step, "epoch": round(step / steps_per_epoch, 3), "loss": running,
-                          "elapsed_s": round(time.time() - started, 1), **dev}
+                record = {
+                    "step": step,
+                    "epoch": round(step / steps_per_epoch, 3),
+                    "loss": running,
+                    "elapsed_s": round(time.time() - started, 1),
+                    **dev,
+                }
                 with log_path.open("a") as fh:
                     fh.write(json.dumps(record) + "\n")
                 progress.write(json.dumps(record))
@@ -260,8 +277,13 @@ def train(cfg: TrainConfig, splits: Splits | None = None, model: MultiTaskClassi
             if step >= total_steps or stop:
                 break
     progress.close()
-    summary = {**meta, "best": best, "steps": step, "epochs_run": round(step / steps_per_epoch, 3),
-               "wall_time_s": round(time.time() - started, 1)}
+    summary = {
+        **meta,
+        "best": best,
+        "steps": step,
+        "epochs_run": round(step / steps_per_epoch, 3),
+        "wall_time_s": round(time.time() - started, 1),
+    }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     best_meta = out / "best" / "training.json"
     if best_meta.exists():

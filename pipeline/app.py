@@ -27,14 +27,19 @@ log = logging.getLogger(__name__)
 
 def spike_rule(settings: Settings) -> SpikeRule:
     return SpikeRule(
-        min_count=settings.spike_min_count, z=settings.spike_z, floor=settings.spike_floor,
-        cold_start_ratio=settings.spike_cold_start_ratio, min_history=settings.spike_min_history,
-        min_std=settings.spike_min_std, cooldown_s=settings.spike_cooldown_s,
+        min_count=settings.spike_min_count,
+        z=settings.spike_z,
+        floor=settings.spike_floor,
+        cold_start_ratio=settings.spike_cold_start_ratio,
+        min_history=settings.spike_min_history,
+        min_std=settings.spike_min_std,
+        cooldown_s=settings.spike_cooldown_s,
     )
 
 
-def build_daemon(settings: Settings, *, registry: CollectorRegistry, clock: Clock = time.time,
-                 scorer: Scorer | None = None) -> Daemon:
+def build_daemon(
+    settings: Settings, *, registry: CollectorRegistry, clock: Clock = time.time, scorer: Scorer | None = None
+) -> Daemon:
     """Model, store, metrics, sinks and source, wired. Raises ``ModelError`` / ``StoreError`` early."""
     metrics = PipelineMetrics(registry)
     watcher = None
@@ -43,10 +48,19 @@ def build_daemon(settings: Settings, *, registry: CollectorRegistry, clock: Cloc
         scorer = OnnxScorer(settings.model_dir, **options)
         watcher = ModelWatcher(settings.model_dir, scorer.version, settings.reload_check_s, **options)
     metrics.model_info.info({"version": scorer.version, "precision": scorer.precision, "provider": scorer.provider})
-    store = Store(settings.store_url.get_secret_value(), window_size_ms=settings.window_size_ms,
-                  rule=spike_rule(settings), history_windows=settings.spike_history_windows)
+    store = Store(
+        settings.store_url.get_secret_value(),
+        window_size_ms=settings.window_size_ms,
+        rule=spike_rule(settings),
+        history_windows=settings.spike_history_windows,
+    )
     return Daemon(
-        settings, metrics=metrics, store=store, scorer=scorer, watcher=watcher, clock=clock,
+        settings,
+        metrics=metrics,
+        store=store,
+        scorer=scorer,
+        watcher=watcher,
+        clock=clock,
         sink=lambda: KafkaSink(settings),
         source=lambda d: KafkaSource(settings, d.on_assigned, d.on_revoked),
     )

@@ -66,17 +66,29 @@ class DaemonRun:
         self.metrics_port = free_port()
         self.store = f"sqlite:///{workdir / f'{topic}.db'}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("FINSENT_")}
-        env.update({"FINSENT_KAFKA_BOOTSTRAP": bootstrap, "FINSENT_INPUT_TOPICS": topic,
-                    "FINSENT_GROUP_ID": f"bench-{topic}", "FINSENT_STORE_URL": self.store,
-                    "FINSENT_SCORED_TOPIC": f"{topic}.scored", "FINSENT_METRICS_PORT": str(self.metrics_port),
-                    "FINSENT_METRICS_HOST": "127.0.0.1", "FINSENT_GRACE_S": "3600", "FINSENT_THREADS": str(threads),
-                    "FINSENT_SESSION_TIMEOUT_MS": "3000", "FINSENT_HEARTBEAT_INTERVAL_MS": "500",
-                    "FINSENT_RELOAD_CHECK_S": "0", "FINSENT_LOG_LEVEL": "WARNING"})
+        env.update(
+            {
+                "FINSENT_KAFKA_BOOTSTRAP": bootstrap,
+                "FINSENT_INPUT_TOPICS": topic,
+                "FINSENT_GROUP_ID": f"bench-{topic}",
+                "FINSENT_STORE_URL": self.store,
+                "FINSENT_SCORED_TOPIC": f"{topic}.scored",
+                "FINSENT_METRICS_PORT": str(self.metrics_port),
+                "FINSENT_METRICS_HOST": "127.0.0.1",
+                "FINSENT_GRACE_S": "3600",
+                "FINSENT_THREADS": str(threads),
+                "FINSENT_SESSION_TIMEOUT_MS": "3000",
+                "FINSENT_HEARTBEAT_INTERVAL_MS": "500",
+                "FINSENT_RELOAD_CHECK_S": "0",
+                "FINSENT_LOG_LEVEL": "WARNING",
+            }
+        )
         if model:
             env["FINSENT_MODEL_DIR"] = model
         self.log = (workdir / f"{topic}.log").open("wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run"], env=env, stdout=self.log,
-                                     stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pipeline", "run"], env=env, stdout=self.log, stderr=subprocess.STDOUT
+        )
 
     def consumed(self) -> float:
         import urllib.request
@@ -86,8 +98,11 @@ class DaemonRun:
                 text = resp.read().decode()
         except OSError:
             return 0.0
-        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                   if line.startswith("finsent_messages_scored_total{"))
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("finsent_messages_scored_total{")
+        )
 
     def wait_for(self, n: int, timeout_s: float) -> float | None:
         """Seconds from the first scored message until ``n`` are scored; ``None`` on timeout."""
@@ -120,16 +135,23 @@ def _produce(bootstrap: str, topic: str, texts: list[str], rate: float | None = 
             delay = started + i / rate - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-        producer.send(topic, json.dumps({"id": f"b{i}", "text": text,
-                                         "published_at": int(time.time() * 1000)}).encode())
+        producer.send(
+            topic, json.dumps({"id": f"b{i}", "text": text, "published_at": int(time.time() * 1000)}).encode()
+        )
     producer.flush(timeout=60)
     producer.close(timeout=5)
 
 
 def _latencies(bootstrap: str, topic: str, n: int, timeout_s: float) -> list[float]:
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"bench-read-{time.time_ns()}",
-                             auto_offset_reset="earliest", enable_auto_commit=False, session_timeout_ms=3000,
-                             heartbeat_interval_ms=500)
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"bench-read-{time.time_ns()}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        session_timeout_ms=3000,
+        heartbeat_interval_ms=500,
+    )
     out: list[float] = []
     seen: set[bytes] = set()
     deadline = time.monotonic() + timeout_s
@@ -170,9 +192,16 @@ def hf_pipeline_baseline(texts: list[str], time_budget_s: float = 30.0) -> dict[
     return result
 
 
-def run_benchmark(n: int = 4000, *, data_dir: str | None = None, model: str | None = None, threads: int = 2,
-                  latency_s: float = 20.0, baseline: bool = True,
-                  echo: Callable[[str], None] = print) -> dict[str, Any]:
+def run_benchmark(
+    n: int = 4000,
+    *,
+    data_dir: str | None = None,
+    model: str | None = None,
+    threads: int = 2,
+    latency_s: float = 20.0,
+    baseline: bool = True,
+    echo: Callable[[str], None] = print,
+) -> dict[str, Any]:
     texts, source = load_texts(n, data_dir)
     report: dict[str, Any] = {"texts": n, "text_source": source, "threads": threads, "cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:

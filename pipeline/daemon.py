@@ -9,6 +9,7 @@ so each record is counted exactly once in the windows.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -53,9 +54,18 @@ class Pending:
 class Daemon:
     """Wired by ``pipeline.app.build_daemon``; ``run()`` blocks until ``stop()``."""
 
-    def __init__(self, settings: Settings, *, metrics: PipelineMetrics, store: Store, scorer: Scorer,
-                 sink: Callable[[], KafkaSink], source: Callable[[Daemon], KafkaSource],
-                 watcher: ModelWatcher | None = None, clock: Clock = time.time) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        metrics: PipelineMetrics,
+        store: Store,
+        scorer: Scorer,
+        sink: Callable[[], KafkaSink],
+        source: Callable[[Daemon], KafkaSource],
+        watcher: ModelWatcher | None = None,
+        clock: Clock = time.time,
+    ) -> None:
         self.settings = settings
         self.metrics = metrics
         self.store = store
@@ -92,19 +102,25 @@ class Daemon:
         return self._stop.is_set()
 
     def readiness(self) -> dict[str, bool]:
-        return {"model_loaded": self.scorer is not None, "store_reachable": self.store_ok,
-                "partitions_assigned": self.assigned}
+        return {
+            "model_loaded": self.scorer is not None,
+            "store_reachable": self.store_ok,
+            "partitions_assigned": self.assigned,
+        }
 
     def start(self) -> None:
         """Open the store (waiting while it is down), restore window state, connect to Kafka."""
         self._with_store_retry("create the schema", self.store.create_schema)
         horizon_from = self.now_ms() - max(self.settings.novelty_horizon_s * 1000, 2 * 86_400_000)
         self.windows.closed_starts = self._with_store_retry(
-            "load closed windows", lambda: self.store.window_starts(closed=True, since_ms=horizon_from))
+            "load closed windows", lambda: self.store.window_starts(closed=True, since_ms=horizon_from)
+        )
         self.windows.open_starts = self._with_store_retry(
-            "load open windows", lambda: self.store.window_starts(closed=False))
-        self.novelty = NoveltyFilter(self.settings.novelty_horizon_s * 1000, self._with_store_retry(
-            "load story hashes", self.store.story_hashes))
+            "load open windows", lambda: self.store.window_starts(closed=False)
+        )
+        self.novelty = NoveltyFilter(
+            self.settings.novelty_horizon_s * 1000, self._with_store_retry("load story hashes", self.store.story_hashes)
+        )
         self.store_ok = True
         self.sink = self.make_sink()
         self.publish_alerts()
@@ -136,12 +152,21 @@ class Daemon:
         for record in self.src.poll(timeout_ms=wait, max_records=self.settings.batch_size * 4):
             self.handle(record)
         now = self.now_ms()
-        if batch_due(len(self.pending.batch), self.pending.batch_started_ms, now,
-                     max_size=self.settings.batch_size, max_wait_ms=self.settings.max_wait_ms):
+        if batch_due(
+            len(self.pending.batch),
+            self.pending.batch_started_ms,
+            now,
+            max_size=self.settings.batch_size,
+            max_wait_ms=self.settings.max_wait_ms,
+        ):
             self.score_batch()
-        if checkpoint_due(self.pending.records, self.last_commit_ms, now,
-                          interval_ms=self.settings.commit_interval_ms,
-                          windows_due=bool(self.windows.due(now)) and now - self.last_commit_ms >= 200):
+        if checkpoint_due(
+            self.pending.records,
+            self.last_commit_ms,
+            now,
+            interval_ms=self.settings.commit_interval_ms,
+            windows_due=bool(self.windows.due(now)) and now - self.last_commit_ms >= 200,
+        ):
             self.try_checkpoint()
         self.maybe_reload()
         self.update_lag(now)
@@ -155,8 +180,14 @@ class Daemon:
             return
         self.positions[tp] = record.offset + 1
         self.pending.records += 1
-        parsed = parse_record(record.value, origin, now_ms=self.now_ms(), max_bytes=self.settings.max_message_bytes,
-                              max_future_ms=self.settings.max_future_s * 1000, watchlist=self.watchlist)
+        parsed = parse_record(
+            record.value,
+            origin,
+            now_ms=self.now_ms(),
+            max_bytes=self.settings.max_message_bytes,
+            max_future_ms=self.settings.max_future_s * 1000,
+            watchlist=self.watchlist,
+        )
         if isinstance(parsed, Rejected):
             self.dead_letter(parsed)
             return
@@ -171,8 +202,9 @@ class Daemon:
         self.sink.dead_letter(rejected)
         self.metrics.invalid.labels(reason=rejected.reason).inc()
         o = rejected.origin
-        log.warning("rejected %s[%d] offset=%d: %s (%s)", o.topic, o.partition, o.offset, rejected.reason,
-                    rejected.detail)
+        log.warning(
+            "rejected %s[%d] offset=%d: %s (%s)", o.topic, o.partition, o.offset, rejected.reason, rejected.detail
+        )
 
     def score_batch(self) -> None:
         events, self.pending.batch, self.pending.batch_started_ms = self.pending.batch, [], None
@@ -191,8 +223,9 @@ class Daemon:
         assert self.sink is not None
         repeat = self.novelty.is_repeat(event.text, event.event_time_ms)
         keys = list(dimension_keys(score.topic, event.tickers, event.source))
-        if not self.windows.add(event.event_time_ms, scored_at_ms, keys, score.sentiment, score.p_negative,
-                                unique=not repeat):
+        if not self.windows.add(
+            event.event_time_ms, scored_at_ms, keys, score.sentiment, score.p_negative, unique=not repeat
+        ):
             self.metrics.late.inc()
         elif not repeat:
             start = window_start(event.event_time_ms, self.settings.window_size_ms)
@@ -202,23 +235,48 @@ class Daemon:
         self.metrics.scored.labels(sentiment=score.sentiment, topic_label=score.topic).inc()
         self.metrics.event_latency.observe(max(0.0, (scored_at_ms - event.event_time_ms) / 1000))
         o = event.origin
-        self.sink.scored(event.id, {
-            **event.fields, "id": event.id, "sentiment": score.sentiment, "p_negative": score.p_negative,
-            "p_neutral": score.p_neutral, "p_positive": score.p_positive, "topic": score.topic,
-            "p_topic": score.p_topic, "tickers": event.tickers, "kind": event.kind, "is_repeat": repeat,
-            "event_time": iso_ms(event.event_time_ms), "model_version": self.scorer.version,
-            "scored_at": iso_ms(scored_at_ms), "input": {"topic": o.topic, "partition": o.partition,
-                                                         "offset": o.offset},
-        })
-        self.pending.messages.append({
-            "id": event.id, "event_time": from_ms(event.event_time_ms), "scored_at": from_ms(scored_at_ms),
-            "text": event.text, "source": event.source, "kind": event.kind,
-            "tickers": "," + ",".join(event.tickers) + "," if event.tickers else "",
-            "topic_label": score.topic, "p_topic": score.p_topic, "sentiment": score.sentiment,
-            "p_negative": score.p_negative, "p_neutral": score.p_neutral, "p_positive": score.p_positive,
-            "is_repeat": repeat, "model_version": self.scorer.version, "input_topic": o.topic,
-            "input_partition": o.partition, "input_offset": o.offset,
-        })
+        self.sink.scored(
+            event.id,
+            {
+                **event.fields,
+                "id": event.id,
+                "sentiment": score.sentiment,
+                "p_negative": score.p_negative,
+                "p_neutral": score.p_neutral,
+                "p_positive": score.p_positive,
+                "topic": score.topic,
+                "p_topic": score.p_topic,
+                "tickers": event.tickers,
+                "kind": event.kind,
+                "is_repeat": repeat,
+                "event_time": iso_ms(event.event_time_ms),
+                "model_version": self.scorer.version,
+                "scored_at": iso_ms(scored_at_ms),
+                "input": {"topic": o.topic, "partition": o.partition, "offset": o.offset},
+            },
+        )
+        self.pending.messages.append(
+            {
+                "id": event.id,
+                "event_time": from_ms(event.event_time_ms),
+                "scored_at": from_ms(scored_at_ms),
+                "text": event.text,
+                "source": event.source,
+                "kind": event.kind,
+                "tickers": "," + ",".join(event.tickers) + "," if event.tickers else "",
+                "topic_label": score.topic,
+                "p_topic": score.p_topic,
+                "sentiment": score.sentiment,
+                "p_negative": score.p_negative,
+                "p_neutral": score.p_neutral,
+                "p_positive": score.p_positive,
+                "is_repeat": repeat,
+                "model_version": self.scorer.version,
+                "input_topic": o.topic,
+                "input_partition": o.partition,
+                "input_offset": o.offset,
+            }
+        )
 
     # ---- checkpoints -------------------------------------------------------------------------
     def try_checkpoint(self) -> bool:
@@ -302,12 +360,20 @@ class Daemon:
                 self.metrics.window_ratio.labels(dimension=w.dimension, key=w.key).set(w.negative_ratio)
                 if w.verdict is not None:
                     self.metrics.window_baseline.labels(dimension=w.dimension, key=w.key).set(
-                        w.verdict.baseline.threshold)
+                        w.verdict.baseline.threshold
+                    )
         for alert in result.alerts:
             self.metrics.alerts.labels(dimension=alert.dimension, severity=alert.severity).inc()
-            log.warning("ALERT %s %s=%s window %s: negative ratio %.2f over threshold %.2f (n=%d)",
-                        alert.severity, alert.dimension, alert.key, alert.window_start.isoformat(),
-                        alert.negative_ratio, alert.threshold, alert.n)
+            log.warning(
+                "ALERT %s %s=%s window %s: negative ratio %.2f over threshold %.2f (n=%d)",
+                alert.severity,
+                alert.dimension,
+                alert.key,
+                alert.window_start.isoformat(),
+                alert.negative_ratio,
+                alert.threshold,
+                alert.n,
+            )
 
     def publish_alerts(self) -> None:
         """Send stored alerts not yet on the alerts topic, then mark them published."""
@@ -334,8 +400,10 @@ class Daemon:
 
     def seek_to_stored(self, partitions: list[TopicPartition]) -> None:
         assert self.src is not None
-        stored = self._with_store_retry("load offsets", lambda: self.store.load_offsets(
-            self.settings.group_id, [(tp.topic, tp.partition) for tp in partitions]))
+        stored = self._with_store_retry(
+            "load offsets",
+            lambda: self.store.load_offsets(self.settings.group_id, [(tp.topic, tp.partition) for tp in partitions]),
+        )
         for tp in partitions:
             next_offset = stored[(tp.topic, tp.partition)]
             self.src.seek(tp, next_offset)
@@ -357,10 +425,8 @@ class Daemon:
         for tp in partitions:
             self.positions.pop((tp.topic, tp.partition), None)
             self.expected.pop((tp.topic, tp.partition), None)
-            try:
+            with contextlib.suppress(KeyError):
                 self.metrics.lag.remove(tp.topic, str(tp.partition))
-            except KeyError:
-                pass
         self.assigned = bool(self.positions)
         self.metrics.assigned_partitions.set(len(self.positions))
         log.info("partitions revoked: %s", ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "none")
@@ -369,8 +435,11 @@ class Daemon:
         self.seek_to_stored(partitions)
         self.assigned = bool(self.positions)
         self.metrics.assigned_partitions.set(len(self.positions))
-        log.info("partitions assigned: %s", ", ".join(
-            f"{tp.topic}[{tp.partition}]@{self.expected[(tp.topic, tp.partition)]}" for tp in partitions) or "none")
+        log.info(
+            "partitions assigned: %s",
+            ", ".join(f"{tp.topic}[{tp.partition}]@{self.expected[(tp.topic, tp.partition)]}" for tp in partitions)
+            or "none",
+        )
 
     # ---- periodic work -----------------------------------------------------------------------------
     def maybe_reload(self) -> None:
@@ -387,8 +456,9 @@ class Daemon:
         self.score_batch()  # the batch in hand is scored by the model it was read under
         old, self.scorer = self.scorer.version, scorer
         self.metrics.model_reloads.labels(outcome="loaded").inc()
-        self.metrics.model_info.info({"version": scorer.version, "precision": scorer.precision,
-                                      "provider": scorer.provider})
+        self.metrics.model_info.info(
+            {"version": scorer.version, "precision": scorer.precision, "provider": scorer.provider}
+        )
         log.info("model reloaded: %s -> %s", old, scorer.version)
 
     def update_lag(self, now: int) -> None:
@@ -408,8 +478,7 @@ class Daemon:
         self.windows.forget_closed_before(mark - 2 * 86_400_000)
         wall = datetime.fromtimestamp(now / 1000, tz=UTC)
         try:
-            self.store.prune(wall - timedelta(seconds=self.settings.messages_retention_s),
-                             from_ms(mark - horizon_ms))
+            self.store.prune(wall - timedelta(seconds=self.settings.messages_retention_s), from_ms(mark - horizon_ms))
         except SQLAlchemyError as exc:
             log.warning("pruning old messages failed: %s", exc)
 

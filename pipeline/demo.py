@@ -21,10 +21,16 @@ from pipeline.dashboard_server import streamlit_command
 
 # Short windows so a newcomer sees windows close and a spike flagged within two minutes.
 DEMO_SETTINGS = {
-    "FINSENT_WINDOW_SIZE_S": "20", "FINSENT_GRACE_S": "3", "FINSENT_SPIKE_MIN_COUNT": "15",
-    "FINSENT_SPIKE_MIN_HISTORY": "3", "FINSENT_SPIKE_FLOOR": "0.5", "FINSENT_SPIKE_COOLDOWN_S": "120",
-    "FINSENT_WATCHLIST": "NVDA,AAPL,TSLA,MSFT,XOM,JPM", "FINSENT_COMMIT_INTERVAL_MS": "500",
-    "FINSENT_SESSION_TIMEOUT_MS": "6000", "FINSENT_HEARTBEAT_INTERVAL_MS": "1000",
+    "FINSENT_WINDOW_SIZE_S": "20",
+    "FINSENT_GRACE_S": "3",
+    "FINSENT_SPIKE_MIN_COUNT": "15",
+    "FINSENT_SPIKE_MIN_HISTORY": "3",
+    "FINSENT_SPIKE_FLOOR": "0.5",
+    "FINSENT_SPIKE_COOLDOWN_S": "120",
+    "FINSENT_WATCHLIST": "NVDA,AAPL,TSLA,MSFT,XOM,JPM",
+    "FINSENT_COMMIT_INTERVAL_MS": "500",
+    "FINSENT_SESSION_TIMEOUT_MS": "6000",
+    "FINSENT_HEARTBEAT_INTERVAL_MS": "1000",
 }
 TOPIC = "finsent.news"
 
@@ -103,8 +109,17 @@ def _process(cmd: list[str], env: dict[str, str], log: Path) -> Iterator[subproc
                 proc.wait(timeout=5)
 
 
-def run_demo(*, duration_s: float | None, with_dashboard: bool, store_url: str, rate: float, spike_at_s: float,
-             dashboard_port: int, metrics_port: int, echo: Callable[[str], None] = print) -> Summary:
+def run_demo(
+    *,
+    duration_s: float | None,
+    with_dashboard: bool,
+    store_url: str,
+    rate: float,
+    spike_at_s: float,
+    dashboard_port: int,
+    metrics_port: int,
+    echo: Callable[[str], None] = print,
+) -> Summary:
     from kafka import KafkaProducer
 
     from pipeline.replay import replay, synthetic_records
@@ -126,9 +141,16 @@ def run_demo(*, duration_s: float | None, with_dashboard: bool, store_url: str, 
         stack.callback(broker.stop)
         env = {k: v for k, v in os.environ.items() if not k.startswith("FINSENT_")}
         env.update(DEMO_SETTINGS)
-        env.update({"FINSENT_KAFKA_BOOTSTRAP": broker.bootstrap, "FINSENT_STORE_URL": store_url,
-                    "FINSENT_METRICS_PORT": str(metrics_port), "FINSENT_METRICS_HOST": "127.0.0.1",
-                    "FINSENT_INPUT_TOPICS": TOPIC, "PYTHONUNBUFFERED": "1"})
+        env.update(
+            {
+                "FINSENT_KAFKA_BOOTSTRAP": broker.bootstrap,
+                "FINSENT_STORE_URL": store_url,
+                "FINSENT_METRICS_PORT": str(metrics_port),
+                "FINSENT_METRICS_HOST": "127.0.0.1",
+                "FINSENT_INPUT_TOPICS": TOPIC,
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         for name in ("FINSENT_MODEL_DIR", "FINSENT_THREADS"):
             if name in os.environ:
                 env[name] = os.environ[name]
@@ -152,8 +174,12 @@ def run_demo(*, duration_s: float | None, with_dashboard: bool, store_url: str, 
         producer = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=20, acks="all")
         stack.callback(producer.close, 5)
         sent_box: list[int] = []
-        feeder = threading.Thread(target=lambda: sent_box.append(replay(
-            synthetic_records(stream), producer, TOPIC, rate=rate, stop=stop, progress=False)), daemon=True)
+        feeder = threading.Thread(
+            target=lambda: sent_box.append(
+                replay(synthetic_records(stream), producer, TOPIC, rate=rate, stop=stop, progress=False)
+            ),
+            daemon=True,
+        )
         feeder.start()
         try:
             end = time.monotonic() + duration_s if duration_s else None
@@ -184,9 +210,11 @@ def run_demo(*, duration_s: float | None, with_dashboard: bool, store_url: str, 
     store = Store(store_url)
     try:
         summary.windows_closed = len(store.window_starts(closed=True))
-        summary.alerts = [f"{a.severity} {a.dimension}={a.key} at {a.window_start:%H:%M:%S} "
-                          f"({a.negative_ratio:.0%} negative, threshold {a.threshold:.0%}, n={a.n})"
-                          for a in store.all_alerts()]
+        summary.alerts = [
+            f"{a.severity} {a.dimension}={a.key} at {a.window_start:%H:%M:%S} "
+            f"({a.negative_ratio:.0%} negative, threshold {a.threshold:.0%}, n={a.n})"
+            for a in store.all_alerts()
+        ]
     finally:
         store.close()
     summary.seconds = time.monotonic() - started

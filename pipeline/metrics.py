@@ -12,42 +12,72 @@ class PipelineMetrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
-        self.consumed = Counter("finsent_messages_consumed", "Records read from the input topics.",
-                                ["topic"], registry=registry)
-        self.scored = Counter("finsent_messages_scored", "Messages scored by the model.",
-                              ["sentiment", "topic_label"], registry=registry)
-        self.invalid = Counter("finsent_messages_invalid", "Records sent to the dead-letter topic.",
-                               ["reason"], registry=registry)
+        self.consumed = Counter(
+            "finsent_messages_consumed", "Records read from the input topics.", ["topic"], registry=registry
+        )
+        self.scored = Counter(
+            "finsent_messages_scored", "Messages scored by the model.", ["sentiment", "topic_label"], registry=registry
+        )
+        self.invalid = Counter(
+            "finsent_messages_invalid", "Records sent to the dead-letter topic.", ["reason"], registry=registry
+        )
         for reason in REASONS:
             self.invalid.labels(reason=reason)
-        self.late = Counter("finsent_late_events", "Events later than the grace period, not added to windows.",
-                            registry=registry)
-        self.repeats = Counter("finsent_repeat_stories", "Messages whose story was already seen recently.",
-                               registry=registry)
-        self.batch_size = Histogram("finsent_scoring_batch_size", "Texts per scoring batch.",
-                                    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512), registry=registry)
-        self.scoring_seconds = Histogram("finsent_scoring_duration_seconds", "Time to score one batch.",
-                                         buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
-                                         registry=registry)
-        self.event_latency = Histogram("finsent_event_latency_seconds", "Scored time minus event time.",
-                                       buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
-                                       registry=registry)
-        self.lag = Gauge("finsent_consumer_lag", "High-water mark minus next offset, per partition.",
-                         ["topic", "partition"], registry=registry)
-        self.window_ratio = Gauge("finsent_window_negative_ratio", "Negative ratio of the last closed window.",
-                                  ["dimension", "key"], registry=registry)
-        self.window_baseline = Gauge("finsent_window_negative_baseline",
-                                     "Spike threshold of the last closed window.",
-                                     ["dimension", "key"], registry=registry)
+        self.late = Counter(
+            "finsent_late_events", "Events later than the grace period, not added to windows.", registry=registry
+        )
+        self.repeats = Counter(
+            "finsent_repeat_stories", "Messages whose story was already seen recently.", registry=registry
+        )
+        self.batch_size = Histogram(
+            "finsent_scoring_batch_size",
+            "Texts per scoring batch.",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+            registry=registry,
+        )
+        self.scoring_seconds = Histogram(
+            "finsent_scoring_duration_seconds",
+            "Time to score one batch.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=registry,
+        )
+        self.event_latency = Histogram(
+            "finsent_event_latency_seconds",
+            "Scored time minus event time.",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
+            registry=registry,
+        )
+        self.lag = Gauge(
+            "finsent_consumer_lag",
+            "High-water mark minus next offset, per partition.",
+            ["topic", "partition"],
+            registry=registry,
+        )
+        self.window_ratio = Gauge(
+            "finsent_window_negative_ratio",
+            "Negative ratio of the last closed window.",
+            ["dimension", "key"],
+            registry=registry,
+        )
+        self.window_baseline = Gauge(
+            "finsent_window_negative_baseline",
+            "Spike threshold of the last closed window.",
+            ["dimension", "key"],
+            registry=registry,
+        )
         self.windows_closed = Counter("finsent_windows_closed", "Windows closed (dimension all).", registry=registry)
-        self.alerts = Counter("finsent_alerts", "Negative-sentiment spike alerts raised.",
-                              ["dimension", "severity"], registry=registry)
+        self.alerts = Counter(
+            "finsent_alerts", "Negative-sentiment spike alerts raised.", ["dimension", "severity"], registry=registry
+        )
         self.commits = Counter("finsent_commits", "Checkpoints committed to the store.", registry=registry)
-        self.commit_failures = Counter("finsent_commit_failures", "Checkpoint commits that failed and were retried.",
-                                       ["reason"], registry=registry)
+        self.commit_failures = Counter(
+            "finsent_commit_failures", "Checkpoint commits that failed and were retried.", ["reason"], registry=registry
+        )
         self.model_reloads = Counter("finsent_model_reloads", "Hot model reloads.", ["outcome"], registry=registry)
         self.model_info = Info("finsent_model", "The model being served.", registry=registry)
-        self.assigned_partitions = Gauge("finsent_assigned_partitions", "Input partitions assigned to this daemon.",
-                                         registry=registry)
-        self.last_commit = Gauge("finsent_last_commit_timestamp_seconds", "When the last checkpoint was committed.",
-                                 registry=registry)
+        self.assigned_partitions = Gauge(
+            "finsent_assigned_partitions", "Input partitions assigned to this daemon.", registry=registry
+        )
+        self.last_commit = Gauge(
+            "finsent_last_commit_timestamp_seconds", "When the last checkpoint was committed.", registry=registry
+        )

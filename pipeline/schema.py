@@ -14,7 +14,14 @@ Reason = Literal[
     "too_large", "not_utf8", "not_json", "not_object", "missing_text", "empty_text", "bad_type", "bad_timestamp"
 ]
 REASONS: tuple[Reason, ...] = (
-    "too_large", "not_utf8", "not_json", "not_object", "missing_text", "empty_text", "bad_type", "bad_timestamp"
+    "too_large",
+    "not_utf8",
+    "not_json",
+    "not_object",
+    "missing_text",
+    "empty_text",
+    "bad_type",
+    "bad_timestamp",
 )
 KINDS = ("news", "comment")
 MAX_ID_CHARS = 128
@@ -97,8 +104,9 @@ def _optional_str(obj: dict[str, Any], name: str, limit: int) -> str | None:
     return value
 
 
-def _build(value: bytes | None, origin: Origin, *, max_bytes: int, now_ms: int, max_future_ms: int,
-           watchlist: frozenset[str]) -> Event:
+def _build(
+    value: bytes | None, origin: Origin, *, max_bytes: int, now_ms: int, max_future_ms: int, watchlist: frozenset[str]
+) -> Event:
     if value is None:
         raise _Invalid("not_json", "the record has no value (tombstone)")
     if len(value) > max_bytes:
@@ -153,8 +161,9 @@ def parse_record(
 ) -> Event | Rejected:
     """One record -> ``Event`` or ``Rejected`` (with a reason code and a short detail)."""
     try:
-        return _build(value, origin, max_bytes=max_bytes, now_ms=now_ms, max_future_ms=max_future_ms,
-                      watchlist=watchlist)
+        return _build(
+            value, origin, max_bytes=max_bytes, now_ms=now_ms, max_future_ms=max_future_ms, watchlist=watchlist
+        )
     except _Invalid as exc:
         return Rejected(value, exc.reason, exc.detail, origin)
     except Exception as exc:  # the contract is "never raises": anything unforeseen is bad input too

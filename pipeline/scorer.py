@@ -14,7 +14,6 @@ import numpy as np
 from models.card import ModelError, card_path, read_card
 from models.contract import SENTIMENT_LABELS, TOPIC_LABELS
 from models.inference import OnnxModel
-from pipeline.schema import Event
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +43,9 @@ class Scorer(Protocol):
 class OnnxScorer:
     """An ``OnnxModel`` behind the ``Scorer`` protocol."""
 
-    def __init__(self, model_dir: str | Path, *, threads: int = 0, provider: str = "auto",
-                 batch_size: int = 32) -> None:
+    def __init__(
+        self, model_dir: str | Path, *, threads: int = 0, provider: str = "auto", batch_size: int = 32
+    ) -> None:
         self.model = OnnxModel(model_dir, threads=threads, provider=provider)
         self.version = self.model.version
         self.precision = self.model.card.precision
@@ -70,7 +70,9 @@ def scores_from(sentiment: np.ndarray, topic: np.ndarray) -> list[Score]:
 class ModelWatcher:
     """Notices a new card version in the model directory and loads it, keeping the old on failure."""
 
-    def __init__(self, model_dir: str | Path, current_version: str, check_every_s: float, **scorer_options: object) -> None:
+    def __init__(
+        self, model_dir: str | Path, current_version: str, check_every_s: float, **scorer_options: object
+    ) -> None:
         self.card = card_path(model_dir)
         self.model_dir = model_dir
         self.check_every_s = check_every_s
@@ -87,7 +89,10 @@ class ModelWatcher:
         return st.st_mtime, st.st_size
 
     def poll(self) -> OnnxScorer | None:
-        """A freshly loaded scorer when the card's version changed, else ``None``. Raises ``ModelError`` once per bad card."""
+        """A freshly loaded scorer when the card's version changed, else ``None``.
+
+        Raises ``ModelError`` once per bad card (the same file is not tried again until it changes).
+        """
         if self.check_every_s <= 0 or time.monotonic() < self.next_check:
             return None
         self.next_check = time.monotonic() + self.check_every_s

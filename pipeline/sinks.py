@@ -57,16 +57,21 @@ class KafkaSink:
         self.futures: list[Any] = []
 
     def scored(self, event_id: str, payload: dict[str, Any]) -> None:
-        self._send(self.settings.scored_topic, key=event_id.encode("utf-8"),
-                           value=json.dumps(payload, ensure_ascii=False, default=str).encode("utf-8"))
+        self._send(
+            self.settings.scored_topic,
+            key=event_id.encode("utf-8"),
+            value=json.dumps(payload, ensure_ascii=False, default=str).encode("utf-8"),
+        )
 
     def dead_letter(self, rejected: Rejected) -> None:
-        self._send(self.settings.dlq_topic, key=rejected.origin.key, value=rejected.value,
-                           headers=dlq_headers(rejected))
+        self._send(
+            self.settings.dlq_topic, key=rejected.origin.key, value=rejected.value, headers=dlq_headers(rejected)
+        )
 
     def alert(self, alert_id: str, payload: dict[str, Any]) -> None:
-        self._send(self.settings.alerts_topic, key=alert_id.encode(),
-                           value=json.dumps(payload, default=str).encode("utf-8"))
+        self._send(
+            self.settings.alerts_topic, key=alert_id.encode(), value=json.dumps(payload, default=str).encode("utf-8")
+        )
 
     def _send(self, topic: str, **kwargs: Any) -> None:
         self.futures.append(self.producer.send(topic, **kwargs))

@@ -56,8 +56,9 @@ def consumer_options(settings: Settings) -> dict[str, Any]:
 class KafkaSource:
     """Subscribe, poll, seek, pause, and report lag."""
 
-    def __init__(self, settings: Settings, on_assigned: Assigned, on_revoked: Revoked,
-                 consumer: KafkaConsumer | None = None) -> None:
+    def __init__(
+        self, settings: Settings, on_assigned: Assigned, on_revoked: Revoked, consumer: KafkaConsumer | None = None
+    ) -> None:
         self.consumer = consumer or KafkaConsumer(**consumer_options(settings))
         self.consumer.subscribe(topics=settings.input_topics, listener=_Listener(on_assigned, on_revoked))
 
@@ -84,8 +85,11 @@ class KafkaSource:
     def commit_async(self, offsets: dict[tuple[str, int], int]) -> None:
         """Mirror the store's offsets into Kafka (best effort: the store stays the truth)."""
         owned = self.assignment()
-        payload = {TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in offsets.items()
-                   if TopicPartition(t, p) in owned}
+        payload = {
+            TopicPartition(t, p): OffsetAndMetadata(o, "", -1)
+            for (t, p), o in offsets.items()
+            if TopicPartition(t, p) in owned
+        }
         if payload:
             try:
                 self.consumer.commit_async(payload)

@@ -9,8 +9,8 @@ negative ratio exceeds the key's threshold:
 
 An alert's id is a hash of (dimension, key, window_start): re-processing never
 duplicates it. Severity is ``critical`` when the ratio exceeds the threshold by
-``critical_margin`` (default 0.2) or more, ``warning`` otherwise. Within ``cooldown_s`` after an alert on a key, no new alert is raised
-for that key.
+``critical_margin`` (default 0.2) or more, ``warning`` otherwise. Within ``cooldown_s``
+after an alert on a key, no new alert is raised for that key.
 """
 
 from __future__ import annotations
@@ -73,8 +73,9 @@ def baseline_of(history_ratios: Sequence[float], rule: SpikeRule) -> Baseline:
     return Baseline(mean, std, len(history_ratios), max(rule.floor, mean + rule.z * max(std, rule.min_std)))
 
 
-def judge(n: int, n_negative: int, history_ratios: Sequence[float], rule: SpikeRule,
-          *, in_cooldown: bool = False) -> Verdict:
+def judge(
+    n: int, n_negative: int, history_ratios: Sequence[float], rule: SpikeRule, *, in_cooldown: bool = False
+) -> Verdict:
     """Decide whether a closed window with ``n`` messages, ``n_negative`` of them negative, is a spike."""
     ratio = n_negative / n if n else 0.0
     base = baseline_of(history_ratios, rule)

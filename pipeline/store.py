@@ -100,7 +100,7 @@ def _insert(conn: Connection, table: Any) -> Any:
 def create_store_engine(url: str) -> Engine:
     """An engine for a SQLite or PostgreSQL URL; SQLite gets WAL and a busy timeout."""
     if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
     try:
         engine = create_engine(url, pool_pre_ping=True, future=True)
     except (ArgumentError, ImportError) as exc:
@@ -123,8 +123,9 @@ def create_store_engine(url: str) -> Engine:
 class Store:
     """Typed operations on the store; each public method is one transaction."""
 
-    def __init__(self, url: str, *, window_size_ms: int = 60_000, rule: SpikeRule | None = None,
-                 history_windows: int = 60) -> None:
+    def __init__(
+        self, url: str, *, window_size_ms: int = 60_000, rule: SpikeRule | None = None, history_windows: int = 60
+    ) -> None:
         self.url = url
         self.engine = create_store_engine(url)
         self.window_size_ms = window_size_ms
@@ -149,14 +150,16 @@ class Store:
     def load_offsets(self, group_id: str, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int | None]:
         wanted = set(partitions)
         with self.engine.connect() as conn:
-            rows = conn.execute(select(t.offsets.c.topic, t.offsets.c.partition, t.offsets.c.next_offset)
-                                .where(t.offsets.c.group_id == group_id)).all()
+            rows = conn.execute(
+                select(t.offsets.c.topic, t.offsets.c.partition, t.offsets.c.next_offset).where(
+                    t.offsets.c.group_id == group_id
+                )
+            ).all()
         stored = {(r.topic, r.partition): r.next_offset for r in rows}
         return {tp: stored.get(tp) for tp in wanted}
 
     def window_starts(self, *, closed: bool, since_ms: int | None = None) -> set[int]:
-        query = select(t.windows.c.window_start).where(t.windows.c.dimension == "all",
-                                                        t.windows.c.closed == closed)
+        query = select(t.windows.c.window_start).where(t.windows.c.dimension == "all", t.windows.c.closed == closed)
         if since_ms is not None:
             query = query.where(t.windows.c.window_start >= t.from_ms(since_ms))
         with self.engine.connect() as conn:
@@ -193,28 +196,42 @@ class Store:
             if expected is None:
                 result = conn.execute(
                     _insert(conn, t.offsets).on_conflict_do_nothing().returning(t.offsets.c.partition),
-                    {"group_id": cp.group_id, "topic": topic, "partition": partition,
-                     "next_offset": next_offset, "updated_at": now},
+                    {
+                        "group_id": cp.group_id,
+                        "topic": topic,
+                        "partition": partition,
+                        "next_offset": next_offset,
+                        "updated_at": now,
+                    },
                 )
             else:
                 result = conn.execute(
                     update(t.offsets)
-                    .where(t.offsets.c.group_id == cp.group_id, t.offsets.c.topic == topic,
-                           t.offsets.c.partition == partition, t.offsets.c.next_offset == expected)
+                    .where(
+                        t.offsets.c.group_id == cp.group_id,
+                        t.offsets.c.topic == topic,
+                        t.offsets.c.partition == partition,
+                        t.offsets.c.next_offset == expected,
+                    )
                     .values(next_offset=next_offset, updated_at=now)
                     .returning(t.offsets.c.partition)
                 )
             if len(result.all()) != 1:  # rowcount is unreliable for INSERT … ON CONFLICT on some drivers
-                raise FencedError(f"{topic}[{partition}] was committed by another consumer "
-                                  f"(expected next offset {expected})")
+                raise FencedError(
+                    f"{topic}[{partition}] was committed by another consumer (expected next offset {expected})"
+                )
 
     def _claim_stories(self, conn: Connection, cp: Checkpoint) -> dict[WindowKey, Counts]:
         """Record new stories; one another daemon recorded first is a repeat after all: un-count it as unique."""
         if not cp.stories:
             return cp.deltas
         rows = [{"story_hash": h, "first_seen": t.from_ms(ms)} for h, ms in cp.stories.items()]
-        claimed = {r.story_hash for r in conn.execute(
-            _insert(conn, t.stories).on_conflict_do_nothing().returning(t.stories.c.story_hash), rows)}
+        claimed = {
+            r.story_hash
+            for r in conn.execute(
+                _insert(conn, t.stories).on_conflict_do_nothing().returning(t.stories.c.story_hash), rows
+            )
+        }
         lost = [h for h in cp.stories if h not in claimed]
         if not lost:
             return cp.deltas
@@ -232,18 +249,34 @@ class Store:
         rows = []
         for (dimension, key, start_ms), c in sorted(deltas.items()):  # fixed order: no deadlocks between daemons
             start = t.from_ms(start_ms)
-            rows.append({"dimension": dimension, "key": key, "window_start": start, "window_end": start + size,
-                         "n": c.n, "n_unique": c.n_unique, "n_negative": c.n_negative, "n_neutral": c.n_neutral,
-                         "n_positive": c.n_positive, "sum_p_negative": c.sum_p_negative, "closed": False})
+            rows.append(
+                {
+                    "dimension": dimension,
+                    "key": key,
+                    "window_start": start,
+                    "window_end": start + size,
+                    "n": c.n,
+                    "n_unique": c.n_unique,
+                    "n_negative": c.n_negative,
+                    "n_neutral": c.n_neutral,
+                    "n_positive": c.n_positive,
+                    "sum_p_negative": c.sum_p_negative,
+                    "closed": False,
+                }
+            )
         stmt = _insert(conn, t.windows)
         stmt = stmt.on_conflict_do_update(
             index_elements=["dimension", "key", "window_start"],
-            set_={name: getattr(t.windows.c, name) + getattr(stmt.excluded, name)
-                  for name in ("n", "n_unique", "n_negative", "n_neutral", "n_positive", "sum_p_negative")},
+            set_={
+                name: getattr(t.windows.c, name) + getattr(stmt.excluded, name)
+                for name in ("n", "n_unique", "n_negative", "n_neutral", "n_positive", "sum_p_negative")
+            },
         )
         conn.execute(stmt, rows)
 
-    def _close_window(self, conn: Connection, start_ms: int, now: datetime) -> tuple[list[AlertRecord], list[ClosedWindow]]:
+    def _close_window(
+        self, conn: Connection, start_ms: int, now: datetime
+    ) -> tuple[list[AlertRecord], list[ClosedWindow]]:
         start = t.from_ms(start_ms)
         w = t.windows.c
         rows = conn.execute(select(t.windows).where(w.window_start == start, w.closed.is_(False))).all()
@@ -251,41 +284,66 @@ class Store:
             return [], []
         history_from = start - timedelta(milliseconds=self.window_size_ms * self.history_windows)
         history: dict[tuple[str, str], list[float]] = defaultdict(list)
-        for h in conn.execute(select(w.dimension, w.key, w.n, w.n_negative)
-                              .where(w.closed.is_(True), w.window_start >= history_from, w.window_start < start,
-                                     w.n >= self.rule.min_count)
-                              .order_by(w.window_start)):
+        for h in conn.execute(
+            select(w.dimension, w.key, w.n, w.n_negative)
+            .where(
+                w.closed.is_(True), w.window_start >= history_from, w.window_start < start, w.n >= self.rule.min_count
+            )
+            .order_by(w.window_start)
+        ):
             history[(h.dimension, h.key)].append(h.n_negative / h.n)
         cooldown_from = start - timedelta(seconds=self.rule.cooldown_s)
         a = t.alerts.c
-        cooling = {(r.dimension, r.key) for r in conn.execute(
-            select(a.dimension, a.key).where(a.window_start >= cooldown_from, a.window_start < start))}
+        cooling = {
+            (r.dimension, r.key)
+            for r in conn.execute(
+                select(a.dimension, a.key).where(a.window_start >= cooldown_from, a.window_start < start)
+            )
+        }
         alerts: list[AlertRecord] = []
         closed: list[ClosedWindow] = []
         for row in rows:
-            verdict = judge(row.n, row.n_negative, history[(row.dimension, row.key)], self.rule,
-                            in_cooldown=(row.dimension, row.key) in cooling)
+            verdict = judge(
+                row.n,
+                row.n_negative,
+                history[(row.dimension, row.key)],
+                self.rule,
+                in_cooldown=(row.dimension, row.key) in cooling,
+            )
             closed.append(ClosedWindow(row.dimension, row.key, start, row.n, verdict.ratio, verdict))
-            conn.execute(update(t.windows)
-                         .where(w.dimension == row.dimension, w.key == row.key, w.window_start == start)
-                         .values(closed=True, baseline=verdict.baseline.mean, threshold=verdict.baseline.threshold))
+            conn.execute(
+                update(t.windows)
+                .where(w.dimension == row.dimension, w.key == row.key, w.window_start == start)
+                .values(closed=True, baseline=verdict.baseline.mean, threshold=verdict.baseline.threshold)
+            )
             if verdict.is_spike and verdict.severity is not None:
                 record = AlertRecord(
-                    id=alert_id(row.dimension, row.key, start_ms), dimension=row.dimension, key=row.key,
-                    window_start=start, window_end=t.as_utc(row.window_end), negative_ratio=verdict.ratio,
-                    baseline=verdict.baseline.mean, threshold=verdict.baseline.threshold, score=verdict.score,
-                    n=row.n, n_negative=row.n_negative, severity=verdict.severity,
+                    id=alert_id(row.dimension, row.key, start_ms),
+                    dimension=row.dimension,
+                    key=row.key,
+                    window_start=start,
+                    window_end=t.as_utc(row.window_end),
+                    negative_ratio=verdict.ratio,
+                    baseline=verdict.baseline.mean,
+                    threshold=verdict.baseline.threshold,
+                    score=verdict.score,
+                    n=row.n,
+                    n_negative=row.n_negative,
+                    severity=verdict.severity,
                     example_ids=self._examples(conn, row.dimension, row.key, start, t.as_utc(row.window_end)),
                     created_at=now,
                 )
-                inserted = conn.execute(_insert(conn, t.alerts).on_conflict_do_nothing().returning(t.alerts.c.id),
-                                        {**record.__dict__, "published": False})
+                inserted = conn.execute(
+                    _insert(conn, t.alerts).on_conflict_do_nothing().returning(t.alerts.c.id),
+                    {**record.__dict__, "published": False},
+                )
                 if inserted.all():
                     alerts.append(record)
         return alerts, closed
 
-    def _examples(self, conn: Connection, dimension: str, key: str, start: datetime, end: datetime,
-                  limit: int = 5) -> list[str]:
+    def _examples(
+        self, conn: Connection, dimension: str, key: str, start: datetime, end: datetime, limit: int = 5
+    ) -> list[str]:
         m = t.messages.c
         query = select(m.id).where(m.event_time >= start, m.event_time < end)
         if dimension == "topic":
@@ -303,8 +361,9 @@ class Store:
     def all_alerts(self, *conditions: Any) -> list[AlertRecord]:
         """Alerts, oldest window first."""
         with self.engine.connect() as conn:
-            rows = conn.execute(select(t.alerts).where(and_(True, *conditions))
-                                .order_by(t.alerts.c.window_start, t.alerts.c.id)).all()
+            rows = conn.execute(
+                select(t.alerts).where(and_(True, *conditions)).order_by(t.alerts.c.window_start, t.alerts.c.id)
+            ).all()
         fields = AlertRecord.__dataclass_fields__
         return [AlertRecord(**{k: v for k, v in r._mapping.items() if k in fields}) for r in rows]
 
@@ -324,9 +383,16 @@ class Store:
         w = t.windows.c
         with self.engine.connect() as conn:
             rows = conn.execute(select(t.windows).where(w.dimension == dimension)).all()
-        return {(r.key, t.to_ms(r.window_start)): {"n": r.n, "n_unique": r.n_unique, "n_negative": r.n_negative,
-                                                  "n_neutral": r.n_neutral, "n_positive": r.n_positive}
-                for r in rows}
+        return {
+            (r.key, t.to_ms(r.window_start)): {
+                "n": r.n,
+                "n_unique": r.n_unique,
+                "n_negative": r.n_negative,
+                "n_neutral": r.n_neutral,
+                "n_positive": r.n_positive,
+            }
+            for r in rows
+        }
 
     def count(self, table: str, *conditions: Any) -> int:
         tbl = t.metadata.tables[table]

@@ -13,76 +13,132 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 COMPANIES: tuple[tuple[str, str], ...] = (
-    ("Apple", "AAPL"), ("Microsoft", "MSFT"), ("Nvidia", "NVDA"), ("Tesla", "TSLA"), ("Amazon", "AMZN"),
-    ("Exxon Mobil", "XOM"), ("Chevron", "CVX"), ("JPMorgan", "JPM"), ("Goldman Sachs", "GS"), ("Pfizer", "PFE"),
-    ("Boeing", "BA"), ("Netflix", "NFLX"), ("Intel", "INTC"), ("Walmart", "WMT"), ("Coca-Cola", "KO"),
-    ("Meta Platforms", "META"), ("AMD", "AMD"), ("Ford", "F"), ("Disney", "DIS"), ("Newmont", "NEM"),
+    ("Apple", "AAPL"),
+    ("Microsoft", "MSFT"),
+    ("Nvidia", "NVDA"),
+    ("Tesla", "TSLA"),
+    ("Amazon", "AMZN"),
+    ("Exxon Mobil", "XOM"),
+    ("Chevron", "CVX"),
+    ("JPMorgan", "JPM"),
+    ("Goldman Sachs", "GS"),
+    ("Pfizer", "PFE"),
+    ("Boeing", "BA"),
+    ("Netflix", "NFLX"),
+    ("Intel", "INTC"),
+    ("Walmart", "WMT"),
+    ("Coca-Cola", "KO"),
+    ("Meta Platforms", "META"),
+    ("AMD", "AMD"),
+    ("Ford", "F"),
+    ("Disney", "DIS"),
+    ("Newmont", "NEM"),
 )
 BANKS = ("Morgan Stanley", "Goldman Sachs", "JPMorgan", "Barclays", "UBS", "Jefferies", "Citi", "BofA")
 SOURCES = ("reuters", "bloomberg", "twitter", "forum", "wire")
 
 # Per topic: (negative, neutral, positive) templates. {c} company, {t} ticker, {n}/{m} numbers, {b} bank.
 TEMPLATES: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
-    "Analyst Update": (("{b} downgrades {c} to underweight, cuts price target to ${n}",),
-                       ("{b} initiates coverage of {c} with equal-weight rating",),
-                       ("{b} upgrades {c} to buy, raises price target to ${n}",)),
-    "Fed | Central Banks": (("Fed signals more rate hikes as inflation stays stubbornly high",),
-                            ("Fed minutes due on Wednesday; officials speak at {n} conferences this week",),
-                            ("Fed signals rate cuts ahead as inflation cools",)),
-    "Company | Product News": (("{c} recalls {n},000 vehicles over safety defect",),
-                               ("{c} unveils new product lineup at annual event",),
-                               ("{c} wins ${n} million contract, expands partnership",)),
-    "Treasuries | Corporate Debt": (("{c} bonds slump after credit rating cut to junk",),
-                                    ("{c} prices ${n} million offering of senior notes due 20{m}",),
-                                    ("Treasury yields ease as investors welcome strong auction",)),
-    "Dividend": (("{c} suspends its dividend to preserve cash",),
-                 ("{c} declares quarterly dividend of $0.{m}",),
-                 ("{c} raises quarterly dividend by {m}%",)),
-    "Earnings": (("{c} misses earnings estimates and cuts full-year outlook",),
-                 ("{c} to report third-quarter results on October {m}",),
-                 ("{c} beats earnings estimates, revenue up {m}%",)),
-    "Energy | Oil": (("Oil prices plunge {m}% as demand fears mount",),
-                     ("OPEC+ to meet on {m} June to review output policy",),
-                     ("Oil rallies {m}% as inventories draw down sharply",)),
-    "Financials": (("{c} Q3 GAAP EPS of -$0.{m} misses by $0.{n}",),
-                   ("{c} Q3 revenue of ${n}M in line with estimates",),
-                   ("{c} Q3 GAAP EPS of $1.{m} beats by $0.{n}",)),
-    "Currencies": (("Dollar slumps to {m}-month low as traders flee",),
-                   ("Euro steady against the dollar ahead of ECB decision",),
-                   ("Yen rebounds strongly after intervention",)),
-    "General News | Opinion": (("Why the selloff in {c} could get much worse",),
-                               ("What to watch in markets this week",),
-                               ("Why {c} could be the best stock to own this decade",)),
-    "Gold | Metals | Materials": (("Gold slides {m}% as dollar strengthens",),
-                                  ("Copper holds near ${n} a tonne ahead of China data",),
-                                  ("Gold hits record high as investors seek safety",)),
-    "IPO": (("{c} spin-off withdraws IPO amid market turmoil",),
-            ("{c} spin-off files for IPO on the Nasdaq",),
-            ("{c} spin-off IPO soars {m}% in market debut",)),
-    "Legal | Regulation": (("{c} fined ${n} million by regulators over misconduct",),
-                           ("{c} faces court hearing on patent dispute next month",),
-                           ("{c} wins dismissal of antitrust lawsuit",)),
-    "M&A | Investments": (("{c} deal collapses after regulators block merger",),
-                          ("{c} in talks to acquire software maker for ${n} million",),
-                          ("{c} shares jump on ${n} billion takeover offer",)),
-    "Macro": (("US economy shrinks {m}% as recession fears grow",),
-              ("US jobless claims due Thursday; consensus {n},000",),
-              ("US economy adds {n},000 jobs, beating forecasts",)),
-    "Markets": (("Stocks tumble as Dow sheds {n} points",),
-                ("Stock futures flat ahead of inflation data",),
-                ("S&P 500 closes at record high as tech rallies",)),
-    "Politics": (("Government shutdown looms as budget talks collapse",),
-                 ("Senate to vote on spending bill next week",),
-                 ("Lawmakers reach bipartisan deal to avert shutdown",)),
-    "Personnel Change": (("{c} CEO resigns abruptly amid accounting probe",),
-                         ("{c} appoints new chief financial officer",),
-                         ("{c} names celebrated turnaround expert as CEO",)),
-    "Stock Commentary": (("{c} stock is overvalued and headed lower, says short seller",),
-                         ("Is {c} stock a buy right now?",),
-                         ("{c} stock has room to run, bulls say",)),
-    "Stock Movement": (("{c} shares sink {m}% after weak guidance",),
-                       ("{c} shares little changed in early trading",),
-                       ("{c} shares surge {m}% to an all-time high",)),
+    "Analyst Update": (
+        ("{b} downgrades {c} to underweight, cuts price target to ${n}",),
+        ("{b} initiates coverage of {c} with equal-weight rating",),
+        ("{b} upgrades {c} to buy, raises price target to ${n}",),
+    ),
+    "Fed | Central Banks": (
+        ("Fed signals more rate hikes as inflation stays stubbornly high",),
+        ("Fed minutes due on Wednesday; officials speak at {n} conferences this week",),
+        ("Fed signals rate cuts ahead as inflation cools",),
+    ),
+    "Company | Product News": (
+        ("{c} recalls {n},000 vehicles over safety defect",),
+        ("{c} unveils new product lineup at annual event",),
+        ("{c} wins ${n} million contract, expands partnership",),
+    ),
+    "Treasuries | Corporate Debt": (
+        ("{c} bonds slump after credit rating cut to junk",),
+        ("{c} prices ${n} million offering of senior notes due 20{m}",),
+        ("Treasury yields ease as investors welcome strong auction",),
+    ),
+    "Dividend": (
+        ("{c} suspends its dividend to preserve cash",),
+        ("{c} declares quarterly dividend of $0.{m}",),
+        ("{c} raises quarterly dividend by {m}%",),
+    ),
+    "Earnings": (
+        ("{c} misses earnings estimates and cuts full-year outlook",),
+        ("{c} to report third-quarter results on October {m}",),
+        ("{c} beats earnings estimates, revenue up {m}%",),
+    ),
+    "Energy | Oil": (
+        ("Oil prices plunge {m}% as demand fears mount",),
+        ("OPEC+ to meet on {m} June to review output policy",),
+        ("Oil rallies {m}% as inventories draw down sharply",),
+    ),
+    "Financials": (
+        ("{c} Q3 GAAP EPS of -$0.{m} misses by $0.{n}",),
+        ("{c} Q3 revenue of ${n}M in line with estimates",),
+        ("{c} Q3 GAAP EPS of $1.{m} beats by $0.{n}",),
+    ),
+    "Currencies": (
+        ("Dollar slumps to {m}-month low as traders flee",),
+        ("Euro steady against the dollar ahead of ECB decision",),
+        ("Yen rebounds strongly after intervention",),
+    ),
+    "General News | Opinion": (
+        ("Why the selloff in {c} could get much worse",),
+        ("What to watch in markets this week",),
+        ("Why {c} could be the best stock to own this decade",),
+    ),
+    "Gold | Metals | Materials": (
+        ("Gold slides {m}% as dollar strengthens",),
+        ("Copper holds near ${n} a tonne ahead of China data",),
+        ("Gold hits record high as investors seek safety",),
+    ),
+    "IPO": (
+        ("{c} spin-off withdraws IPO amid market turmoil",),
+        ("{c} spin-off files for IPO on the Nasdaq",),
+        ("{c} spin-off IPO soars {m}% in market debut",),
+    ),
+    "Legal | Regulation": (
+        ("{c} fined ${n} million by regulators over misconduct",),
+        ("{c} faces court hearing on patent dispute next month",),
+        ("{c} wins dismissal of antitrust lawsuit",),
+    ),
+    "M&A | Investments": (
+        ("{c} deal collapses after regulators block merger",),
+        ("{c} in talks to acquire software maker for ${n} million",),
+        ("{c} shares jump on ${n} billion takeover offer",),
+    ),
+    "Macro": (
+        ("US economy shrinks {m}% as recession fears grow",),
+        ("US jobless claims due Thursday; consensus {n},000",),
+        ("US economy adds {n},000 jobs, beating forecasts",),
+    ),
+    "Markets": (
+        ("Stocks tumble as Dow sheds {n} points",),
+        ("Stock futures flat ahead of inflation data",),
+        ("S&P 500 closes at record high as tech rallies",),
+    ),
+    "Politics": (
+        ("Government shutdown looms as budget talks collapse",),
+        ("Senate to vote on spending bill next week",),
+        ("Lawmakers reach bipartisan deal to avert shutdown",),
+    ),
+    "Personnel Change": (
+        ("{c} CEO resigns abruptly amid accounting probe",),
+        ("{c} appoints new chief financial officer",),
+        ("{c} names celebrated turnaround expert as CEO",),
+    ),
+    "Stock Commentary": (
+        ("{c} stock is overvalued and headed lower, says short seller",),
+        ("Is {c} stock a buy right now?",),
+        ("{c} stock has room to run, bulls say",),
+    ),
+    "Stock Movement": (
+        ("{c} shares sink {m}% after weak guidance",),
+        ("{c} shares little changed in early trading",),
+        ("{c} shares surge {m}% to an all-time high",),
+    ),
 }
 SPIKE_TEMPLATES = (
     "{c} shares plunge {m}% after fraud allegations against management",
@@ -93,8 +149,14 @@ SPIKE_TEMPLATES = (
     "${t} crashing hard, this is a disaster for {c} holders",
 )
 COMMENT_PREFIXES = ("", "", "Wow. ", "Ugh, ", "Called it: ", "Thoughts? ")
-MALFORMED: tuple[bytes, ...] = (b"{not json", b"\xff\xfe\x00garbage", b'{"title": "no text field"}',
-                                b'{"text": ""}', b"[1, 2, 3]", b'{"text": 42}')
+MALFORMED: tuple[bytes, ...] = (
+    b"{not json",
+    b"\xff\xfe\x00garbage",
+    b'{"title": "no text field"}',
+    b'{"text": ""}',
+    b"[1, 2, 3]",
+    b'{"text": 42}',
+)
 
 
 @dataclass(frozen=True)
@@ -131,8 +193,7 @@ class SyntheticStream:
 
     def _fill(self, template: str, company: tuple[str, str]) -> str:
         r = self.rng
-        return template.format(c=company[0], t=company[1], b=r.choice(BANKS), n=r.randint(2, 950),
-                               m=r.randint(2, 28))
+        return template.format(c=company[0], t=company[1], b=r.choice(BANKS), n=r.randint(2, 950), m=r.randint(2, 28))
 
     def _message(self, now_ms: int, in_spike: bool) -> dict[str, object]:
         r, cfg = self.rng, self.config
@@ -153,8 +214,14 @@ class SyntheticStream:
         if tickers and r.random() < 0.5:
             text = f"{text} ${company[1]}"
         self.count += 1
-        return {"id": f"syn-{cfg.seed}-{self.count}", "text": text, "published_at": now_ms,
-                "source": "twitter" if kind == "comment" else r.choice(SOURCES), "kind": kind, "tickers": tickers}
+        return {
+            "id": f"syn-{cfg.seed}-{self.count}",
+            "text": text,
+            "published_at": now_ms,
+            "source": "twitter" if kind == "comment" else r.choice(SOURCES),
+            "kind": kind,
+            "tickers": tickers,
+        }
 
     def in_spike(self, elapsed_s: float) -> bool:
         s = self.config.spike
@@ -171,7 +238,7 @@ class SyntheticStream:
             repeat["text"] = f"RT {repeat['text']}"
             return json.dumps(repeat).encode()
         message = self._message(now_ms, self.in_spike(elapsed_s))
-        self.recent = (self.recent + [message])[-200:]
+        self.recent = ([*self.recent, message])[-200:]
         return json.dumps(message).encode()
 
     def take(self, n: int, start_ms: int, step_ms: int) -> Iterator[bytes]:

@@ -134,4 +134,4 @@ def from_ms(ms: int) -> datetime:
 
 
 def to_ms(value: datetime) -> int:
-    return int(round(as_utc(value).timestamp() * 1000))
+    return round(as_utc(value).timestamp() * 1000)

@@ -103,8 +103,15 @@ class WindowTracker:
             return True
         return is_window_closed(start, self.size_ms, self.grace_ms, self.watermark(now_wall_ms))
 
-    def add(self, event_time_ms: int, now_wall_ms: int, keys: Iterable[tuple[Dimension, str]],
-            sentiment: str, p_negative: float, unique: bool) -> bool:
+    def add(
+        self,
+        event_time_ms: int,
+        now_wall_ms: int,
+        keys: Iterable[tuple[Dimension, str]],
+        sentiment: str,
+        p_negative: float,
+        unique: bool,
+    ) -> bool:
         """Count one scored message; ``False`` (and nothing added) if it is late."""
         if self.is_late(event_time_ms, now_wall_ms):
             return False

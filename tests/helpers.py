@@ -43,8 +43,13 @@ def wait_until(predicate: Callable[[], T], timeout_s: float, what: str, interval
     raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what} (last value: {last!r})")
 
 
-def produce(bootstrap: str, topic: str, values: Iterable[bytes | None], keys: Iterable[bytes | None] | None = None,
-            **options: Any) -> int:
+def produce(
+    bootstrap: str,
+    topic: str,
+    values: Iterable[bytes | None],
+    keys: Iterable[bytes | None] | None = None,
+    **options: Any,
+) -> int:
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all", **options)
     n = 0
     key_list = list(keys) if keys is not None else None
@@ -63,9 +68,15 @@ def as_json(messages: Iterable[dict[str, Any]]) -> list[bytes]:
 def read_topic(bootstrap: str, topic: str, expected: int, timeout_s: float = 60.0, settle_s: float = 1.0) -> list[Any]:
     """Read a topic from the beginning with a fresh group until ``expected`` records (and a quiet moment)."""
     consumer = KafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=f"reader-{topic}-{time.time_ns()}",
-        auto_offset_reset="earliest", enable_auto_commit=False, session_timeout_ms=3000,
-        heartbeat_interval_ms=500, max_poll_interval_ms=5000, consumer_timeout_ms=500,
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"reader-{topic}-{time.time_ns()}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        session_timeout_ms=3000,
+        heartbeat_interval_ms=500,
+        max_poll_interval_ms=5000,
+        consumer_timeout_ms=500,
     )
     records: list[Any] = []
     deadline = Deadline(timeout_s)
@@ -76,9 +87,7 @@ def read_topic(bootstrap: str, topic: str, expected: int, timeout_s: float = 60.
             got = [r for rs in batch.values() for r in rs]
             records.extend(got)
             if len(records) >= expected:
-                if got:
-                    quiet_since = time.monotonic()
-                elif quiet_since is None:
+                if got or quiet_since is None:
                     quiet_since = time.monotonic()
                 elif time.monotonic() - quiet_since >= settle_s:
                     break
@@ -90,24 +99,40 @@ def read_topic(bootstrap: str, topic: str, expected: int, timeout_s: float = 60.
 def daemon_env(**overrides: Any) -> dict[str, str]:
     """Environment for a ``finsent run`` subprocess: fast group joins, quick commits."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FINSENT_")}
-    env.update({
-        "FINSENT_SESSION_TIMEOUT_MS": "3000", "FINSENT_HEARTBEAT_INTERVAL_MS": "500",
-        "FINSENT_MAX_POLL_INTERVAL_MS": "10000", "FINSENT_COMMIT_INTERVAL_MS": "300",
-        "FINSENT_METRICS_PORT": "0", "FINSENT_METRICS_HOST": "127.0.0.1", "FINSENT_RELOAD_CHECK_S": "0",
-        "FINSENT_THREADS": "1", "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "FINSENT_SESSION_TIMEOUT_MS": "3000",
+            "FINSENT_HEARTBEAT_INTERVAL_MS": "500",
+            "FINSENT_MAX_POLL_INTERVAL_MS": "10000",
+            "FINSENT_COMMIT_INTERVAL_MS": "300",
+            "FINSENT_METRICS_PORT": "0",
+            "FINSENT_METRICS_HOST": "127.0.0.1",
+            "FINSENT_RELOAD_CHECK_S": "0",
+            "FINSENT_THREADS": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     env.update({f"FINSENT_{k.upper()}": str(v) for k, v in overrides.items()})
     return env
 
 
 def start_daemon(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
     log = log_path.open("ab")
-    return subprocess.Popen([sys.executable, "-m", "pipeline", "run"], env=env, stdout=log, stderr=subprocess.STDOUT,
-                            cwd=ROOT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "run"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT
+    )
 
 
-COMPANIES = [("Apple", "AAPL"), ("Tesla", "TSLA"), ("Exxon", "XOM"), ("Nvidia", "NVDA"), ("Pfizer", "PFE"),
-             ("Boeing", "BA"), ("JPMorgan", "JPM"), ("Netflix", "NFLX")]
+COMPANIES = [
+    ("Apple", "AAPL"),
+    ("Tesla", "TSLA"),
+    ("Exxon", "XOM"),
+    ("Nvidia", "NVDA"),
+    ("Pfizer", "PFE"),
+    ("Boeing", "BA"),
+    ("JPMorgan", "JPM"),
+    ("Netflix", "NFLX"),
+]
 TEMPLATES = [
     "{name} shares plunge after quarterly revenue misses estimates ${tk}",
     "{name} beats earnings expectations and raises full-year guidance ${tk}",
@@ -129,6 +154,12 @@ def news_stream(n: int, base_ms: int, step_ms: int, seed: int = 0, prefix: str =
     for i in range(n):
         name, tk = rng.choice(COMPANIES)
         text = rng.choice(TEMPLATES).format(name=name, tk=tk) + f" #{rng.randint(0, 50)}"
-        out.append({"id": f"{prefix}-{i}", "text": text, "published_at": base_ms + i * step_ms,
-                    "source": rng.choice(["wire", "forum", "blog"])})
+        out.append(
+            {
+                "id": f"{prefix}-{i}",
+                "text": text,
+                "published_at": base_ms + i * step_ms,
+                "source": rng.choice(["wire", "forum", "blog"]),
+            }
+        )
     return out

@@ -26,8 +26,12 @@ def dashboard_url(tmp_path: Path) -> Iterator[str]:
     seed(url).close()
     port = free_port()
     log = (tmp_path / "dashboard.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "dashboard", "--store", url, "--port", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "FINSENT_DASHBOARD_REFRESH_S": "60"})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "dashboard", "--store", url, "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "FINSENT_DASHBOARD_REFRESH_S": "60"},
+    )
     try:
         assert wait_for_port("127.0.0.1", port, 60), (tmp_path / "dashboard.log").read_text()
         yield f"http://127.0.0.1:{port}"
@@ -47,9 +51,19 @@ def browser(tmp_path: Path) -> Iterator[object]:
 
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--window-size=1500,1100", f"--user-data-dir={tmp_path / 'chrome'}"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1500,1100",
+        f"--user-data-dir={tmp_path / 'chrome'}",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(driver_path), options=options)
     driver.set_page_load_timeout(60)
@@ -69,12 +83,16 @@ def test_analyst_sees_the_spike_and_its_alert(dashboard_url: str, browser: objec
     ARTIFACTS.mkdir(exist_ok=True)
     browser.get(f"{dashboard_url}/?view=Overview&range=all")  # type: ignore[attr-defined]
     wait_until(lambda: "Negative share" in page_text(browser), 60, "the overview KPIs to render")
-    charts = wait_until(lambda: browser.find_elements(By.CSS_SELECTOR, "canvas, .vega-embed svg"),  # type: ignore[attr-defined]
-                        60, "the timeline charts to draw")
+    charts = wait_until(
+        lambda: browser.find_elements(By.CSS_SELECTOR, "canvas, .vega-embed svg"),  # type: ignore[attr-defined]
+        60,
+        "the timeline charts to draw",
+    )
     assert len(charts) >= 2
     browser.save_screenshot(str(ARTIFACTS / "dashboard-overview.png"))  # type: ignore[attr-defined]
 
     browser.get(f"{dashboard_url}/?view=Alerts&range=all")  # type: ignore[attr-defined]
+
     def alert_text() -> str:
         text = page_text(browser)
         return text if "ACME" in text and "CRITICAL" in text and "plunge" in text else ""

@@ -18,11 +18,22 @@ from pipeline.scorer import Scorer
 
 def daemon_settings(bootstrap: str, name: str, tmp: Path, model_dir: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
-        "kafka_bootstrap": bootstrap, "input_topics": [f"{name}.news"], "group_id": f"{name}-group",
-        "scored_topic": f"{name}.scored", "alerts_topic": f"{name}.alerts", "dlq_topic": f"{name}.dlq",
-        "store_url": f"sqlite:///{tmp / 'store.db'}", "model_dir": model_dir, "session_timeout_ms": 3000,
-        "heartbeat_interval_ms": 500, "max_poll_interval_ms": 10000, "commit_interval_ms": 200,
-        "metrics_port": 0, "reload_check_s": 0, "threads": 1, "grace_s": 3600,
+        "kafka_bootstrap": bootstrap,
+        "input_topics": [f"{name}.news"],
+        "group_id": f"{name}-group",
+        "scored_topic": f"{name}.scored",
+        "alerts_topic": f"{name}.alerts",
+        "dlq_topic": f"{name}.dlq",
+        "store_url": f"sqlite:///{tmp / 'store.db'}",
+        "model_dir": model_dir,
+        "session_timeout_ms": 3000,
+        "heartbeat_interval_ms": 500,
+        "max_poll_interval_ms": 10000,
+        "commit_interval_ms": 200,
+        "metrics_port": 0,
+        "reload_check_s": 0,
+        "threads": 1,
+        "grace_s": 3600,
     }
     values.update(overrides)
     return load_settings(**values)

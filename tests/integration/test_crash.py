@@ -11,9 +11,9 @@ how partitions interleave, in any two runs, crashed or not.
 from __future__ import annotations
 
 import random
-import time
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -40,14 +40,16 @@ def without_unique(totals: dict) -> dict:  # type: ignore[type-arg]
     return {k: {f: v for f, v in row.items() if f != "n_unique"} for k, row in totals.items()}
 
 
-def test_sigkill_loses_nothing_and_counts_nothing_twice(broker: EmbeddedBroker, unique: str, tmp_path: Path,
-                                                         model_dir: Path) -> None:
+def test_sigkill_loses_nothing_and_counts_nothing_twice(
+    broker: EmbeddedBroker, unique: str, tmp_path: Path, model_dir: Path
+) -> None:
     topic = f"{unique}.news"
     produce(broker.bootstrap, topic, as_json(news_stream(N, BASE_MS, 200, seed=3)))
 
     # the undisturbed run
-    ref_settings = daemon_settings(broker.bootstrap, f"{unique}-ref", tmp_path / "ref", model_dir,
-                                   input_topics=[topic], batch_size=1)
+    ref_settings = daemon_settings(
+        broker.bootstrap, f"{unique}-ref", tmp_path / "ref", model_dir, input_topics=[topic], batch_size=1
+    )
     (tmp_path / "ref").mkdir()
     with running_daemon(ref_settings) as ref:
         wait_until(lambda: total_n(ref.store) == N, 180, "the undisturbed run to count every message", 0.5)
@@ -55,9 +57,18 @@ def test_sigkill_loses_nothing_and_counts_nothing_twice(broker: EmbeddedBroker, 
 
     # the disturbed run: killed at random moments, restarted each time
     store_url = f"sqlite:///{tmp_path / 'crash.db'}"
-    env = daemon_env(kafka_bootstrap=broker.bootstrap, input_topics=topic, group_id=f"{unique}-crash",
-                     store_url=store_url, model_dir=model_dir, grace_s=3600, batch_size=1, scored_topic=f"{unique}.scored",
-                     alerts_topic=f"{unique}.alerts", dlq_topic=f"{unique}.dlq")
+    env = daemon_env(
+        kafka_bootstrap=broker.bootstrap,
+        input_topics=topic,
+        group_id=f"{unique}-crash",
+        store_url=store_url,
+        model_dir=model_dir,
+        grace_s=3600,
+        batch_size=1,
+        scored_topic=f"{unique}.scored",
+        alerts_topic=f"{unique}.alerts",
+        dlq_topic=f"{unique}.dlq",
+    )
     store = Store(store_url)
     rng = random.Random(11)
     log = tmp_path / "daemon.log"
@@ -68,7 +79,7 @@ def test_sigkill_loses_nothing_and_counts_nothing_twice(broker: EmbeddedBroker, 
             break
         proc = start_daemon(env, log)
         try:
-            wait_until(lambda: total_n(store) > before, 60, "progress after a restart", 0.1)
+            wait_until(lambda b=before: total_n(store) > b, 60, "progress after a restart", 0.1)
             time.sleep(rng.uniform(0.0, 0.6))  # the random moment of the kill, not a wait for a condition
         finally:
             proc.send_signal(signal.SIGKILL)

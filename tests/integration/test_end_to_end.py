@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.broker import EmbeddedBroker
 from tests.helpers import as_json, produce, read_topic, wait_until
-from tests.integration.daemon_harness import running_daemon, daemon_settings
+from tests.integration.daemon_harness import daemon_settings, running_daemon
 
 pytestmark = pytest.mark.integration
 
@@ -17,14 +17,17 @@ BASE_MS = 1_767_261_600_000  # 2026-01-01T10:00:00Z
 
 GOOD = [
     {"id": f"good-{i}", "text": text, "published_at": BASE_MS + i * 1000, "source": "wire", "extra": {"n": i}}
-    for i, text in enumerate([
-        "$AAPL shares plunge after weak iPhone sales guidance",
-        "Fed holds rates steady, signals patience on cuts",
-        "Exxon declares quarterly dividend of $0.95",
-        "Tesla upgraded to outperform at Baird; $TSLA price target raised",
-        "Oil prices slide as OPEC+ agrees to raise output",
-        "Goldman Sachs names new chief financial officer",
-    ] * 5)
+    for i, text in enumerate(
+        [
+            "$AAPL shares plunge after weak iPhone sales guidance",
+            "Fed holds rates steady, signals patience on cuts",
+            "Exxon declares quarterly dividend of $0.95",
+            "Tesla upgraded to outperform at Baird; $TSLA price target raised",
+            "Oil prices slide as OPEC+ agrees to raise output",
+            "Goldman Sachs names new chief financial officer",
+        ]
+        * 5
+    )
 ]
 BAD: list[tuple[bytes | None, str]] = [
     (b"\xff\xfe not utf-8", "not_utf8"),
@@ -44,8 +47,11 @@ def test_good_and_bad_messages(broker: EmbeddedBroker, unique: str, tmp_path: Pa
     produce(broker.bootstrap, settings.input_topics[0], values)
 
     with running_daemon(settings) as daemon:
-        wait_until(lambda: daemon.store.count("messages") == len(GOOD) and daemon.pending.records == 0,
-                   60, "all good messages committed")
+        wait_until(
+            lambda: daemon.store.count("messages") == len(GOOD) and daemon.pending.records == 0,
+            60,
+            "all good messages committed",
+        )
         registry = daemon.metrics.registry
         scored = read_topic(broker.bootstrap, settings.scored_topic, len(GOOD))
         dlq = read_topic(broker.bootstrap, settings.dlq_topic, len(BAD))
@@ -77,6 +83,11 @@ def test_good_and_bad_messages(broker: EmbeddedBroker, unique: str, tmp_path: Pa
     assert sample("finsent_messages_consumed_total", topic=settings.input_topics[0]) == len(GOOD) + len(BAD)
     for _, reason in BAD:
         assert sample("finsent_messages_invalid_total", reason=reason) == 1
-    scored_metric = sum(s.value for m in registry.collect() if m.name == "finsent_messages_scored"
-                        for s in m.samples if s.name.endswith("_total"))
+    scored_metric = sum(
+        s.value
+        for m in registry.collect()
+        if m.name == "finsent_messages_scored"
+        for s in m.samples
+        if s.name.endswith("_total")
+    )
     assert scored_metric == len(GOOD)

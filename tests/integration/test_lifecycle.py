@@ -25,14 +25,24 @@ pytestmark = pytest.mark.integration
 BASE_MS = 1_767_261_600_000
 
 
-def test_sigterm_exits_zero_within_10s_with_everything_committed(broker: EmbeddedBroker, unique: str,
-                                                                 tmp_path: Path, model_dir: Path) -> None:
+def test_sigterm_exits_zero_within_10s_with_everything_committed(
+    broker: EmbeddedBroker, unique: str, tmp_path: Path, model_dir: Path
+) -> None:
     topic = f"{unique}.news"
     produce(broker.bootstrap, topic, as_json(news_stream(12000, BASE_MS, 50, seed=2)))
     store_url = f"sqlite:///{tmp_path / 's.db'}"
-    env = daemon_env(kafka_bootstrap=broker.bootstrap, input_topics=topic, group_id=f"{unique}-g",
-                     store_url=store_url, model_dir=model_dir, grace_s=3600, commit_interval_ms=2000,
-                     scored_topic=f"{unique}.scored", alerts_topic=f"{unique}.alerts", dlq_topic=f"{unique}.dlq")
+    env = daemon_env(
+        kafka_bootstrap=broker.bootstrap,
+        input_topics=topic,
+        group_id=f"{unique}-g",
+        store_url=store_url,
+        model_dir=model_dir,
+        grace_s=3600,
+        commit_interval_ms=2000,
+        scored_topic=f"{unique}.scored",
+        alerts_topic=f"{unique}.alerts",
+        dlq_topic=f"{unique}.dlq",
+    )
     store = Store(store_url)
     proc = start_daemon(env, tmp_path / "d.log")
     try:
@@ -56,11 +66,14 @@ def test_sigterm_exits_zero_within_10s_with_everything_committed(broker: Embedde
     store.close()
 
 
-def test_frozen_broker_recovers_without_loss(broker: EmbeddedBroker, unique: str, tmp_path: Path,
-                                            model_dir: Path) -> None:
+def test_frozen_broker_recovers_without_loss(
+    broker: EmbeddedBroker, unique: str, tmp_path: Path, model_dir: Path
+) -> None:
     settings = daemon_settings(broker.bootstrap, unique, tmp_path, model_dir)
-    first, second = news_stream(400, BASE_MS, 500, seed=4, prefix="a"), news_stream(400, BASE_MS, 500, seed=5,
-                                                                                       prefix="b")
+    first, second = (
+        news_stream(400, BASE_MS, 500, seed=4, prefix="a"),
+        news_stream(400, BASE_MS, 500, seed=5, prefix="b"),
+    )
     produce(broker.bootstrap, settings.input_topics[0], as_json(first))
     assert broker.process is not None
     with running_daemon(settings, stop_timeout_s=60) as daemon:
@@ -97,20 +110,28 @@ def test_hot_reload_loses_nothing(broker: EmbeddedBroker, unique: str, tmp_path:
     assert sha256_of(live / "model.int8.onnx") == sha256_of(model_dir / "model.int8.onnx")
     settings = daemon_settings(broker.bootstrap, unique, tmp_path, live, reload_check_s=0.2)
     stream = news_stream(1200, BASE_MS, 200, seed=6)
-    producer = threading.Thread(target=lambda: [produce(broker.bootstrap, settings.input_topics[0],
-                                                        as_json(stream[i:i + 100])) for i in range(0, 1200, 100)])
+    producer = threading.Thread(
+        target=lambda: [
+            produce(broker.bootstrap, settings.input_topics[0], as_json(stream[i : i + 100]))
+            for i in range(0, 1200, 100)
+        ]
+    )
     with running_daemon(settings) as daemon:
         producer.start()
         wait_until(lambda: total_n(daemon.store) >= 200, 60, "some messages under v-one", 0.1)
         _publish_version(model_dir, live, "v-two")
         wait_until(lambda: daemon.scorer.version == "v-two", 30, "the new model to be swapped in")
         _publish_version(model_dir, live, "v-broken", corrupt=True)
-        wait_until(lambda: daemon.metrics.registry.get_sample_value(
-            "finsent_model_reloads_total", {"outcome": "refused"}), 30, "the broken model to be refused")
+        wait_until(
+            lambda: daemon.metrics.registry.get_sample_value("finsent_model_reloads_total", {"outcome": "refused"}),
+            30,
+            "the broken model to be refused",
+        )
         producer.join(60)
         wait_until(lambda: total_n(daemon.store) == 1200, 90, "every message counted", 0.2)
-        info = daemon.metrics.registry.get_sample_value("finsent_model_info", {
-            "version": "v-two", "precision": "int8", "provider": "CPUExecutionProvider"})
+        info = daemon.metrics.registry.get_sample_value(
+            "finsent_model_info", {"version": "v-two", "precision": "int8", "provider": "CPUExecutionProvider"}
+        )
         assert daemon.scorer.version == "v-two"
     assert info == 1.0
     versions = {json.loads(r.value)["model_version"] for r in read_topic(broker.bootstrap, settings.scored_topic, 1200)}

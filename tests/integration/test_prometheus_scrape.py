@@ -31,8 +31,9 @@ def query(port: int, expr: str) -> list[dict]:  # type: ignore[type-arg]
     return body["data"]["result"] if body.get("status") == "success" else []
 
 
-def test_prometheus_scrapes_the_daemon_and_evaluates_rules(broker: EmbeddedBroker, unique: str, tmp_path: Path,
-                                                           model_dir: Path) -> None:
+def test_prometheus_scrapes_the_daemon_and_evaluates_rules(
+    broker: EmbeddedBroker, unique: str, tmp_path: Path, model_dir: Path
+) -> None:
     binary = shutil.which("prometheus")
     if binary is None:
         missing("prometheus", "install the Debian package prometheus")
@@ -51,18 +52,37 @@ def test_prometheus_scrapes_the_daemon_and_evaluates_rules(broker: EmbeddedBroke
         (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
         port = free_port()
         log = (tmp_path / "prometheus.log").open("wb")
-        proc = subprocess.Popen([binary, f"--config.file={tmp_path / 'prometheus.yml'}",
-                                 f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"],
-                                stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={tmp_path / 'prometheus.yml'}",
+                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         try:
             up = wait_until(lambda: query(port, 'up{job="finsent"} == 1'), 60, "the target to be up", 0.5)
-            wait_until(lambda: query(port, "sum(finsent_messages_consumed_total) == 150"), 60,
-                       "the first half in Prometheus", 0.5)
+            wait_until(
+                lambda: query(port, "sum(finsent_messages_consumed_total) == 150"),
+                60,
+                "the first half in Prometheus",
+                0.5,
+            )
             produce(broker.bootstrap, settings.input_topics[0], as_json(stream[150:]))
-            consumed = wait_until(lambda: query(port, "sum(finsent_messages_consumed_total) == 300"), 60,
-                                  "the second half in Prometheus", 0.5)
-            rule = wait_until(lambda: query(port, "job:finsent_messages_consumed:rate5m > 0"), 60,
-                              "the recording rule to see the increase", 0.5)
+            consumed = wait_until(
+                lambda: query(port, "sum(finsent_messages_consumed_total) == 300"),
+                60,
+                "the second half in Prometheus",
+                0.5,
+            )
+            rule = wait_until(
+                lambda: query(port, "job:finsent_messages_consumed:rate5m > 0"),
+                60,
+                "the recording rule to see the increase",
+                0.5,
+            )
             info = wait_until(lambda: query(port, "finsent_model_info"), 30, "model info", 0.5)
         finally:
             proc.terminate()

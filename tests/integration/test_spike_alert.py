@@ -42,22 +42,41 @@ def stream() -> list[dict]:  # type: ignore[type-arg]
             texts = [BAD[i % 4].format(d=10 + i) for i in range(24)]
         texts += [OTHERS[i % 2].format(d=w * 20 + i) for i in range(16)]
         for i, text in enumerate(texts):
-            out.append({"id": f"w{w}-{i}", "text": text, "published_at": BASE_MS + w * MIN + i * 1000,
-                        "tickers": ["ACME"] if text.startswith("ACME") else []})
+            out.append(
+                {
+                    "id": f"w{w}-{i}",
+                    "text": text,
+                    "published_at": BASE_MS + w * MIN + i * 1000,
+                    "tickers": ["ACME"] if text.startswith("ACME") else [],
+                }
+            )
     return out
 
 
-def test_scripted_spike_raises_exactly_one_alert(broker: EmbeddedBroker, unique: str, tmp_path: Path,
-                                                 model_dir: Path) -> None:
-    settings = daemon_settings(broker.bootstrap, unique, tmp_path, model_dir, grace_s=5, spike_min_count=10,
-                               spike_min_history=3, spike_floor=0.5, watchlist=["ACME"])
+def test_scripted_spike_raises_exactly_one_alert(
+    broker: EmbeddedBroker, unique: str, tmp_path: Path, model_dir: Path
+) -> None:
+    settings = daemon_settings(
+        broker.bootstrap,
+        unique,
+        tmp_path,
+        model_dir,
+        grace_s=5,
+        spike_min_count=10,
+        spike_min_history=3,
+        spike_floor=0.5,
+        watchlist=["ACME"],
+    )
     messages = stream()
     produce(broker.bootstrap, settings.input_topics[0], as_json(messages))
     with running_daemon(settings) as daemon:
         wait_until(lambda: len(daemon.store.window_starts(closed=True)) >= 10, 90, "ten windows to close", 0.2)
         registry = daemon.metrics.registry
-        wait_until(lambda: read_topic(broker.bootstrap, settings.alerts_topic, 1, timeout_s=5), 30,
-                   "the alert on the alerts topic")
+        wait_until(
+            lambda: read_topic(broker.bootstrap, settings.alerts_topic, 1, timeout_s=5),
+            30,
+            "the alert on the alerts topic",
+        )
         from_store = daemon.store.count("alerts")
         ratio = registry.get_sample_value("finsent_window_negative_ratio", {"dimension": "ticker", "key": "ACME"})
     spike_id = alert_id("ticker", "ACME", BASE_MS + 9 * MIN)

@@ -20,26 +20,43 @@ N = 4000
 BASE_MS = 1_767_261_600_000
 
 
-def test_two_daemons_one_killed(broker: EmbeddedBroker, unique: str, tmp_path: Path, model_dir: Path,
-                                pg_url: str) -> None:
+def test_two_daemons_one_killed(
+    broker: EmbeddedBroker, unique: str, tmp_path: Path, model_dir: Path, pg_url: str
+) -> None:
     topic = f"{unique}.news"
     produce(broker.bootstrap, topic, as_json(news_stream(N, BASE_MS, 250, seed=5)))
-    ref_settings = daemon_settings(broker.bootstrap, f"{unique}-ref", tmp_path, model_dir, input_topics=[topic],
-                                   batch_size=1)
+    ref_settings = daemon_settings(
+        broker.bootstrap, f"{unique}-ref", tmp_path, model_dir, input_topics=[topic], batch_size=1
+    )
     with running_daemon(ref_settings) as ref:
         wait_until(lambda: total_n(ref.store) == N, 180, "the undisturbed run", 0.5)
         expected = {dim: ref.store.window_totals(dim) for dim in ("all", "topic", "ticker", "source")}
 
-    env = daemon_env(kafka_bootstrap=broker.bootstrap, input_topics=topic, group_id=f"{unique}-pg",
-                     store_url=pg_url, model_dir=model_dir, grace_s=3600, batch_size=1,
-                     scored_topic=f"{unique}.scored", alerts_topic=f"{unique}.alerts", dlq_topic=f"{unique}.dlq")
+    env = daemon_env(
+        kafka_bootstrap=broker.bootstrap,
+        input_topics=topic,
+        group_id=f"{unique}-pg",
+        store_url=pg_url,
+        model_dir=model_dir,
+        grace_s=3600,
+        batch_size=1,
+        scored_topic=f"{unique}.scored",
+        alerts_topic=f"{unique}.alerts",
+        dlq_topic=f"{unique}.dlq",
+    )
     store = Store(pg_url)
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
     procs = [start_daemon(env, log) for log in logs]
     try:
-        wait_until(lambda: all("partitions assigned: " in log.read_text() and
-                               "partitions assigned: none" not in log.read_text().rsplit("partitions", 1)[-1]
-                               for log in logs), 60, "both daemons to own partitions")
+        wait_until(
+            lambda: all(
+                "partitions assigned: " in log.read_text()
+                and "partitions assigned: none" not in log.read_text().rsplit("partitions", 1)[-1]
+                for log in logs
+            ),
+            60,
+            "both daemons to own partitions",
+        )
         progress = total_n(store)
         wait_until(lambda: total_n(store) > progress + 100, 60, "both daemons to make progress", 0.2)
         procs[0].send_signal(signal.SIGKILL)

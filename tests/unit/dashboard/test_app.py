@@ -50,7 +50,9 @@ def test_alert_lists_the_messages_behind_it(store_url: str) -> None:
     assert "ticker **ACME**" in at.expander[0].label and "CRITICAL" in at.expander[0].label
     frame = at.expander[0].dataframe[0].value
     assert len(frame) == 18  # every ACME message of that window, the most negative first
-    assert frame["text"].head(16).str.contains("plunge").all() and not frame["text"].tail(2).str.contains("plunge").any()
+    assert (
+        frame["text"].head(16).str.contains("plunge").all() and not frame["text"].tail(2).str.contains("plunge").any()
+    )
 
 
 def test_filters_change_what_is_shown(store_url: str) -> None:
@@ -73,7 +75,8 @@ def test_feedback_correction_lands_in_the_table(store_url: str) -> None:
     assert not at.exception
     saved = queries.feedback(queries.connect(store_url))
     assert saved[["message_id", "sentiment", "analyst", "model_sentiment"]].values.tolist() == [
-        ["msg-8-0", "neutral", "dana", "negative"]]
+        ["msg-8-0", "neutral", "dana", "negative"]
+    ]
     csv = queries.feedback_training_csv(queries.connect(store_url))
     assert csv.splitlines()[0] == "text,sentiment,topic" and "neutral" in csv
 

@@ -59,7 +59,7 @@ def test_bad_labels_are_refused() -> None:
 def test_stratified_split_is_deterministic_and_keeps_shares() -> None:
     rows = [Example(f"t{i}", topic=i % 4 if i < 300 else 0) for i in range(400)]
     train_a, dev_a = stratified_split(rows, "topic", 0.1, seed=7)
-    train_b, dev_b = stratified_split(rows, "topic", 0.1, seed=7)
+    _train_b, dev_b = stratified_split(rows, "topic", 0.1, seed=7)
     assert [r.text for r in dev_a] == [r.text for r in dev_b]
     assert len(train_a) + len(dev_a) == 400 and not {r.text for r in train_a} & {r.text for r in dev_a}
     assert Counter(r.topic for r in dev_a) == {0: 18, 1: 8, 2: 8, 3: 8}
@@ -87,7 +87,7 @@ def test_missing_data_dir_says_what_to_do(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.delenv("FINSENT_DATA_DIR", raising=False)
     with pytest.raises(DataError, match="--data-dir or set FINSENT_DATA_DIR"):
         resolve_data_dir(None)
-    with pytest.raises(DataError, match="lacks twitter-financial-news-sentiment/sent_train.csv"):
+    with pytest.raises(DataError, match=r"lacks twitter-financial-news-sentiment/sent_train\.csv"):
         resolve_data_dir(tmp_path)
 
 

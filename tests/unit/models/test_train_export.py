@@ -25,8 +25,17 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     data = write_data_dir(root / "data")
     splits = load_splits(data, seed=1)
     base = write_tiny_bert(root / "base", [r.text for r in splits.training_rows()])
-    cfg = TrainConfig(output_dir=str(root / "run"), base_model=str(base), epochs=2, batch_size=16,
-                      lr=1e-3, eval_every=5, patience=50, max_length=32, seed=1)
+    cfg = TrainConfig(
+        output_dir=str(root / "run"),
+        base_model=str(base),
+        epochs=2,
+        batch_size=16,
+        lr=1e-3,
+        eval_every=5,
+        patience=50,
+        max_length=32,
+        seed=1,
+    )
     summary = train(cfg, splits=splits, model=MultiTaskClassifier.from_config(str(base)))
     assert summary["steps"] > 0
     return root / "run", data

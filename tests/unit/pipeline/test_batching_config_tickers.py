@@ -19,8 +19,13 @@ def test_batch_due(size: int, first: int | None, now: int, due: bool) -> None:
 
 @pytest.mark.parametrize(
     ("pending", "last", "now", "windows_due", "due"),
-    [(0, 0, 5000, False, False), (5, 0, 999, False, False), (5, 0, 1000, True, True), (5, 0, 1000, False, True),
-     (0, 0, 10, True, True)],
+    [
+        (0, 0, 5000, False, False),
+        (5, 0, 999, False, False),
+        (5, 0, 1000, True, True),
+        (5, 0, 1000, False, True),
+        (0, 0, 10, True, True),
+    ],
 )
 def test_checkpoint_due(pending: int, last: int, now: int, windows_due: bool, due: bool) -> None:
     assert checkpoint_due(pending, last, now, interval_ms=1000, windows_due=windows_due) is due
@@ -56,8 +61,13 @@ def test_env_flags_and_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
 
 
 def test_secrets_are_masked() -> None:
-    s = load_settings(store_url="postgresql://finsent:hunter2@db/finsent", security_protocol="SASL_SSL",
-                      sasl_mechanism="PLAIN", sasl_username="u", sasl_password="p4ss")
+    s = load_settings(
+        store_url="postgresql://finsent:hunter2@db/finsent",
+        security_protocol="SASL_SSL",
+        sasl_mechanism="PLAIN",
+        sasl_username="u",
+        sasl_password="p4ss",
+    )
     shown = str(s.describe())
     assert "hunter2" not in shown and "p4ss" not in shown and "finsent:***@db" in shown
     assert s.kafka_security()["sasl_plain_password"] == "p4ss"

@@ -80,8 +80,14 @@ def test_published_at_forms(published_at: object, expected_ms: int) -> None:
 
 
 def test_fields_pass_through_and_given_tickers_merge() -> None:
-    msg = {"text": "TSLA and $nvda rally", "id": "m1", "source": "forum", "kind": "comment",
-           "tickers": ["msft"], "lang": "en"}
+    msg = {
+        "text": "TSLA and $nvda rally",
+        "id": "m1",
+        "source": "forum",
+        "kind": "comment",
+        "tickers": ["msft"],
+        "lang": "en",
+    }
     result = parse_record(json.dumps(msg).encode(), ORIGIN, now_ms=NOW, watchlist=frozenset({"TSLA"}))
     assert isinstance(result, Event)
     assert result.fields["lang"] == "en"
@@ -103,8 +109,11 @@ json_values = st.recursive(
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.dictionaries(st.sampled_from(["text", "id", "published_at", "source", "kind", "tickers", "x"]),
-                       json_values, max_size=6))
+@given(
+    st.dictionaries(
+        st.sampled_from(["text", "id", "published_at", "source", "kind", "tickers", "x"]), json_values, max_size=6
+    )
+)
 def test_never_raises_on_json_objects(obj: dict) -> None:  # type: ignore[type-arg]
     result = parse(json.dumps(obj).encode())
     assert isinstance(result, Event | Rejected)

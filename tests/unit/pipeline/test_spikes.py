@@ -21,8 +21,9 @@ CALM = [0.10, 0.12, 0.08, 0.11, 0.09, 0.10]
         (100, 60, [0.5, 0.55, 0.45, 0.5, 0.52], False, False, None),  # a key that is always negative
     ],
 )
-def test_judge_table(n: int, n_negative: int, history: list[float], cooldown: bool, spike: bool,
-                     severity: str | None) -> None:
+def test_judge_table(
+    n: int, n_negative: int, history: list[float], cooldown: bool, spike: bool, severity: str | None
+) -> None:
     verdict = judge(n, n_negative, history, RULE, in_cooldown=cooldown)
     assert verdict.is_spike is spike, verdict.reason
     assert verdict.severity == severity
@@ -38,5 +39,9 @@ def test_baseline_uses_std_floor() -> None:
 
 def test_alert_id_is_deterministic_and_distinct() -> None:
     assert alert_id("ticker", "AAPL", 60_000) == alert_id("ticker", "AAPL", 60_000)
-    assert len({alert_id("ticker", "AAPL", 60_000), alert_id("ticker", "AAPL", 120_000),
-                alert_id("topic", "AAPL", 60_000)}) == 3
+    assert (
+        len(
+            {alert_id("ticker", "AAPL", 60_000), alert_id("ticker", "AAPL", 120_000), alert_id("topic", "AAPL", 60_000)}
+        )
+        == 3
+    )

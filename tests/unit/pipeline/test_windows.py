@@ -43,14 +43,20 @@ def test_is_window_closed(start: int, grace: int, mark: int | None, closed: bool
     ("max_event", "seen_at", "now", "expected"),
     [(None, None, 5, None), (1000, 10_000, 10_000, 1000), (1000, 10_000, 12_500, 3500), (1000, 10_000, 9_000, 1000)],
 )
-def test_watermark_advances_with_wall_clock_when_quiet(max_event: int | None, seen_at: int | None, now: int,
-                                                      expected: int | None) -> None:
+def test_watermark_advances_with_wall_clock_when_quiet(
+    max_event: int | None, seen_at: int | None, now: int, expected: int | None
+) -> None:
     assert watermark(max_event, seen_at, now) == expected
 
 
 def test_dimension_keys() -> None:
     assert list(dimension_keys("Earnings", ["AAPL", "MSFT"], "wire")) == [
-        ("all", "all"), ("topic", "Earnings"), ("ticker", "AAPL"), ("ticker", "MSFT"), ("source", "wire")]
+        ("all", "all"),
+        ("topic", "Earnings"),
+        ("ticker", "AAPL"),
+        ("ticker", "MSFT"),
+        ("source", "wire"),
+    ]
     assert list(dimension_keys("Macro", [], None)) == [("all", "all"), ("topic", "Macro")]
 
 
@@ -70,8 +76,7 @@ def test_tracker_late_events_and_closing() -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 10 * MIN), st.sampled_from(["negative", "neutral", "positive"])),
-                max_size=80))
+@given(st.lists(st.tuples(st.integers(0, 10 * MIN), st.sampled_from(["negative", "neutral", "positive"])), max_size=80))
 def test_totals_conserved_and_each_event_in_one_window(events: list[tuple[int, str]]) -> None:
     tracker = WindowTracker(size_ms=MIN, grace_ms=100 * MIN)  # nothing is late
     for ts, sentiment in events:

@@ -1,0 +1,56 @@
+"""The one-command demo, headless, on a clean working directory."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.store import Store
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def test_demo_runs_scores_rejects_and_alerts_on_the_spike(tmp_path: Path) -> None:
+    store_url = f"sqlite:///{tmp_path / 'demo.db'}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FINSENT_")}
+    env["FINSENT_DEMO_LOG_DIR"] = str(tmp_path)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "demo",
+            "--duration",
+            "150",
+            "--no-dashboard",
+            "--store",
+            store_url,
+            "--metrics-port",
+            "0",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+    logs = (tmp_path / "finsent-demo-logs" / "daemon.log").read_text()[-3000:]
+    assert result.returncode == 0, result.stdout + result.stderr + logs
+    assert "demo ran" in result.stdout
+    store = Store(store_url)
+    try:
+        scored = store.count("messages")
+        alerts = store.all_alerts()
+    finally:
+        store.close()
+    assert scored >= 2500, f"only {scored} messages scored"
+    rejected = int(result.stdout.split("rejected to the DLQ ")[1].split(",")[0])
+    assert rejected > 0, "the synthetic stream's malformed records went to the DLQ"
+    nvda = [a for a in alerts if a.dimension == "ticker" and a.key == "NVDA"]
+    assert nvda, f"no alert for the scripted NVDA burst: {[(a.dimension, a.key) for a in alerts]}"
+    others = [a for a in alerts if a.dimension == "ticker" and a.key != "NVDA"]
+    assert not others, f"alerts on quiet tickers: {[(a.key, a.negative_ratio) for a in others]}"

@@ -1,0 +1,59 @@
+"""Quality gate on the shipped artifact: test-set accuracy, card checksums, int8 vs fp32 record."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from models.card import SHIPPED_MODEL_DIR, sha256_of, verify_card
+from models.data import DataError, load_test_sets
+from models.evaluate import evaluate_model
+from models.inference import OnnxModel
+from tests.conftest import missing
+
+pytestmark = [pytest.mark.integration, pytest.mark.quality]
+
+
+@pytest.fixture(scope="module")
+def results() -> dict:  # type: ignore[type-arg]
+    try:
+        splits = load_test_sets(os.environ.get("FINSENT_DATA_DIR"))
+    except DataError as exc:
+        missing("the training data", str(exc))
+        raise
+    return evaluate_model(OnnxModel(SHIPPED_MODEL_DIR), splits)
+
+
+def test_card_checksums_match_the_files() -> None:
+    card = verify_card(SHIPPED_MODEL_DIR)
+    for name, digest in card.files.items():
+        assert sha256_of(SHIPPED_MODEL_DIR / name) == digest
+    assert card.precision == "int8" and card.training.get("config"), "the card records how it was made"
+
+
+def test_artifact_is_small() -> None:
+    total = sum(p.stat().st_size for p in Path(SHIPPED_MODEL_DIR).iterdir() if p.is_file())
+    assert total < 30 * 1024 * 1024, f"artifact folder is {total / 2**20:.1f} MiB"
+
+
+def test_sentiment_accuracy_gate(results: dict) -> None:  # type: ignore[type-arg]
+    assert results["sentiment"]["test"]["n"] == 2388
+    assert results["sentiment"]["test"]["accuracy"] >= 0.86
+
+
+def test_topic_accuracy_gate(results: dict) -> None:  # type: ignore[type-arg]
+    assert results["topic"]["test"]["n"] == 4117
+    assert results["topic"]["test"]["accuracy"] >= 0.88
+
+
+def test_dedup_overlap_is_reported(results: dict) -> None:  # type: ignore[type-arg]
+    assert 500 <= results["topic"]["overlap_with_train"] <= 650  # about 579 normalised duplicates
+    assert results["topic"]["test_dedup"]["n"] == 4117 - results["topic"]["overlap_with_train"]
+
+
+def test_card_metrics_agree_with_a_fresh_evaluation(results: dict) -> None:  # type: ignore[type-arg]
+    card = verify_card(SHIPPED_MODEL_DIR)
+    for task in ("sentiment", "topic"):
+        assert card.metrics[task]["test"]["accuracy"] == pytest.approx(results[task]["test"]["accuracy"], abs=1e-6)

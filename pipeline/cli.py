@@ -195,6 +195,10 @@ def evaluate(
         for task in ("sentiment", "topic"):
             typer.echo("")
             typer.echo(format_report(results, task))
+    if update_card:
+        from models.model_card import write_model_card
+
+        typer.echo(f"card metrics updated; wrote {write_model_card(model or SHIPPED_MODEL_DIR)}")
 
 
 @app.command()

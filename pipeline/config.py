@@ -91,6 +91,14 @@ class Settings(BaseSettings):
 
     data_dir: Path | None = None
 
+    @field_validator("store_url")
+    @classmethod
+    def _store_scheme(cls, value: SecretStr) -> SecretStr:
+        scheme = value.get_secret_value().split(":", 1)[0].split("+", 1)[0]
+        if scheme not in ("sqlite", "postgresql", "postgres"):
+            raise ValueError(f"store must be SQLite or PostgreSQL (sqlite:///PATH or postgresql://…), not {scheme!r}")
+        return value
+
     @field_validator("input_topics", "watchlist", mode="before")
     @classmethod
     def _csv(cls, value: Any) -> Any:

@@ -1,0 +1,85 @@
+"""MODEL_CARD.md from card.json: what the model is, its data, its scores, its limits, how to rebuild it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def _metrics_table(metrics: dict[str, Any]) -> str:
+    lines = ["| task | test set | n | accuracy | macro-F1 | ECE |", "| --- | --- | ---: | ---: | ---: | ---: |"]
+    for task in ("sentiment", "topic"):
+        for variant in ("test", "test_dedup"):
+            m = metrics.get(task, {}).get(variant)
+            if m:
+                lines.append(
+                    f"| {task} | {variant} | {m['n']} | {m['accuracy']:.4f} | {m['macro_f1']:.4f} | {m['ece']:.3f} |"
+                )
+    return "\n".join(lines)
+
+
+def render(card: dict[str, Any]) -> str:
+    training = card.get("training", {})
+    cfg = training.get("config", {})
+    export = card.get("export", {})
+    agree = export.get("int8_vs_fp32_argmax_agreement", {})
+    sizes = training.get("data_sizes", {})
+    overlap = card.get("metrics", {})
+    return f"""# {card["version"]}
+
+Financial sentiment (negative / neutral / positive) and topic (20 labels) of short English finance
+texts — headlines, tweets, comments — from one {card.get("precision", "int8")} ONNX graph.
+
+| | |
+| --- | --- |
+| backbone | all-MiniLM-L6-v2 (22M parameters), mean pooling, two linear heads, trained jointly |
+| inputs | `input_ids`, `attention_mask` (dynamic batch and sequence), max {card["max_length"]} tokens, links stripped |
+| outputs | `{card["outputs"]["sentiment"]}` [batch, 3], `{card["outputs"]["topic"]}` [batch, 20] (softmax in the graph) |
+| precision | {card["precision"]} dynamic quantisation ({"per-channel" if export.get("int8_per_channel") else "per-tensor"}) of the fused fp32 graph |
+| fp32 parity with PyTorch | max abs difference {export.get("fp32_max_abs_diff", float("nan")):.1e} on {export.get("texts", "?")} test texts |
+| int8 vs fp32 argmax agreement | sentiment {agree.get("sentiment", float("nan")):.4f}, topic {agree.get("topic", float("nan")):.4f} |
+
+## Data
+
+Twitter Financial News Sentiment and Topic data sets (MIT licence). The official `valid` files are
+the test sets; the dev set for early stopping is a stratified, seeded 10% of `train`.
+Training rows: {sizes.get("train", {})}; dev rows: {sizes.get("dev", {})}.
+`test_dedup` leaves out test texts that also occur in train after lower-casing and removing links
+({overlap.get("sentiment", {}).get("overlap_with_train", "?")} sentiment, {overlap.get("topic", {}).get("overlap_with_train", "?")} topic).
+
+## Scores (this artifact, official test sets)
+
+{_metrics_table(card.get("metrics", {}))}
+
+## Limits
+
+* Trained on short, mostly news-wire English tweets from one period: long articles are truncated to
+  {card["max_length"]} tokens, other languages and slang-heavy forum posts are out of distribution.
+* "Sentiment" is market sentiment (bearish / bullish), not the writer's mood.
+* Topic classes 5 (Earnings) and 7 (Financials) overlap in meaning; small classes (IPO, Gold) are the
+  least reliable.
+* Dynamic int8 quantisation scales activations per batch: a near-tie can flip with its batch neighbours.
+
+## How it was made
+
+```
+{training.get("command") or "finsent train …"}
+finsent export runs/train/best -o models/artifacts/{card["version"]} --version {card["version"]} --data-dir DATA_DIR
+finsent evaluate --model models/artifacts/{card["version"]} --data-dir DATA_DIR --plots models/artifacts/{card["version"]} --update-card
+```
+
+Training: {training.get("epochs_run", "?")} epochs ({training.get("steps", "?")} steps) in
+{(training.get("wall_time_s") or 0) / 60:.0f} min on 2 CPU threads; seed {cfg.get("seed")}; AdamW lr {cfg.get("lr")}
+(heads {cfg.get("head_lr")}), weight decay {cfg.get("weight_decay")}, warm-up {cfg.get("warmup_ratio")}, dropout
+{cfg.get("dropout")}, batch {cfg.get("batch_size")}, label smoothing {cfg.get("label_smoothing")}; best dev score
+(mean macro-F1) {training.get("best", {}).get("score", float("nan")):.4f} at step {training.get("best", {}).get("step")}.
+"""
+
+
+def write_model_card(folder: str | Path) -> Path:
+    folder = Path(folder)
+    card = json.loads((folder / "card.json").read_text())
+    path = folder / "MODEL_CARD.md"
+    path.write_text(render(card))
+    return path

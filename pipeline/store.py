@@ -99,8 +99,9 @@ def _insert(conn: Connection, table: Any) -> Any:
 
 def create_store_engine(url: str) -> Engine:
     """An engine for a SQLite or PostgreSQL URL; SQLite gets WAL and a busy timeout."""
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    for plain in ("postgresql://", "postgres://"):  # psycopg 3 is the driver we ship
+        if url.startswith(plain):
+            url = "postgresql+psycopg://" + url[len(plain) :]
     try:
         engine = create_engine(url, pool_pre_ping=True, future=True)
     except (ArgumentError, ImportError) as exc:

@@ -91,3 +91,18 @@ def test_good_and_bad_messages(broker: EmbeddedBroker, unique: str, tmp_path: Pa
         if s.name.endswith("_total")
     )
     assert scored_metric == len(GOOD)
+
+
+def test_every_compression_codec_is_read(broker: EmbeddedBroker, unique: str, tmp_path: Path, model_dir: Path) -> None:
+    settings = daemon_settings(broker.bootstrap, unique, tmp_path, model_dir)
+    codecs = ("gzip", "snappy", "lz4", "zstd")
+    for codec in codecs:
+        produce(
+            broker.bootstrap,
+            settings.input_topics[0],
+            as_json({"id": f"{codec}-{i}", "text": f"{codec} headline {i}: Apple shares rise"} for i in range(5)),
+            compression_type=codec,
+        )
+    with running_daemon(settings) as daemon:
+        wait_until(lambda: daemon.store.count("messages") == 5 * len(codecs), 60, "every compressed record scored")
+        assert daemon.metrics.registry.get_sample_value("finsent_messages_invalid_total", {"reason": "not_json"}) == 0

@@ -132,17 +132,20 @@ def export(
     if precision not in ("int8", "fp16", "fp32"):
         raise fail(f"--precision must be int8, fp16 or fp32 (got: {precision})")
     texts: list[str] = list(SAMPLE_TEXTS)
+    heads: list[str] | None = None
     if data_dir is not None:
         try:
             tests = load_test_sets(data_dir).test
         except DataError as exc:
             raise fail(str(exc)) from exc
         texts = [r.text for task in ("sentiment", "topic") for r in tests[task][:parity_texts]]
+        heads = [task for task in ("sentiment", "topic") for _ in tests[task][:parity_texts]]
     try:
         result = export_checkpoint(
             checkpoint,
             output,
             texts=texts,
+            heads=heads,
             precision=precision,  # type: ignore[arg-type]
             version=version,
         )

@@ -116,6 +116,35 @@ def daemon_env(**overrides: Any) -> dict[str, str]:
     return env
 
 
+def subprocess_env(
+    bootstrap: str, name: str, topic: str, store_url: str, model_dir: Path, **overrides: Any
+) -> dict[str, str]:
+    """``daemon_env`` for a test's own group and output topics, with nothing late (grace of an hour)."""
+    return daemon_env(
+        kafka_bootstrap=bootstrap,
+        input_topics=topic,
+        group_id=f"{name}-group",
+        store_url=store_url,
+        model_dir=model_dir,
+        grace_s=3600,
+        scored_topic=f"{name}.scored",
+        alerts_topic=f"{name}.alerts",
+        dlq_topic=f"{name}.dlq",
+        **overrides,
+    )
+
+
+def terminate(proc: subprocess.Popen[bytes], timeout_s: float = 15) -> int:
+    """SIGTERM and wait; a process that does not stop in time is killed and reported as -9."""
+    proc.terminate()
+    try:
+        return proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+        return -9
+
+
 def start_daemon(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
     log = log_path.open("ab")
     return subprocess.Popen(

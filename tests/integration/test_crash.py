@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import random
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import pytest
 
 from pipeline.broker import EmbeddedBroker
 from pipeline.store import Store
-from tests.helpers import as_json, daemon_env, news_stream, produce, start_daemon, wait_until
+from tests.helpers import as_json, news_stream, produce, start_daemon, subprocess_env, terminate, wait_until
 from tests.integration.daemon_harness import daemon_settings, running_daemon
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -57,18 +56,7 @@ def test_sigkill_loses_nothing_and_counts_nothing_twice(
 
     # the disturbed run: killed at random moments, restarted each time
     store_url = f"sqlite:///{tmp_path / 'crash.db'}"
-    env = daemon_env(
-        kafka_bootstrap=broker.bootstrap,
-        input_topics=topic,
-        group_id=f"{unique}-crash",
-        store_url=store_url,
-        model_dir=model_dir,
-        grace_s=3600,
-        batch_size=1,
-        scored_topic=f"{unique}.scored",
-        alerts_topic=f"{unique}.alerts",
-        dlq_topic=f"{unique}.dlq",
-    )
+    env = subprocess_env(broker.bootstrap, f"{unique}-crash", topic, store_url, model_dir, batch_size=1)
     store = Store(store_url)
     rng = random.Random(11)
     log = tmp_path / "daemon.log"
@@ -92,12 +80,7 @@ def test_sigkill_loses_nothing_and_counts_nothing_twice(
         wait_until(lambda: log.read_text().count("partitions assigned") > assignments, 60, "the last restart to join")
         wait_until(lambda: total_n(store) >= N, 240, "the restarted daemon to finish the stream", 0.5)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            code = proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            code = -9
+        code = terminate(proc)
     assert code == 0, log.read_text()[-3000:]
     for dim, totals in expected.items():
         got = store.window_totals(dim)

@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -16,7 +15,7 @@ import pytest
 from models.card import sha256_of
 from pipeline.broker import EmbeddedBroker
 from pipeline.store import Store
-from tests.helpers import as_json, daemon_env, news_stream, produce, read_topic, start_daemon, wait_until
+from tests.helpers import as_json, news_stream, produce, read_topic, start_daemon, subprocess_env, terminate, wait_until
 from tests.integration.daemon_harness import daemon_settings, running_daemon
 from tests.integration.test_crash import total_n
 
@@ -31,36 +30,20 @@ def test_sigterm_exits_zero_within_10s_with_everything_committed(
     topic = f"{unique}.news"
     produce(broker.bootstrap, topic, as_json(news_stream(12000, BASE_MS, 50, seed=2)))
     store_url = f"sqlite:///{tmp_path / 's.db'}"
-    env = daemon_env(
-        kafka_bootstrap=broker.bootstrap,
-        input_topics=topic,
-        group_id=f"{unique}-g",
-        store_url=store_url,
-        model_dir=model_dir,
-        grace_s=3600,
-        commit_interval_ms=2000,
-        scored_topic=f"{unique}.scored",
-        alerts_topic=f"{unique}.alerts",
-        dlq_topic=f"{unique}.dlq",
-    )
+    env = subprocess_env(broker.bootstrap, unique, topic, store_url, model_dir, commit_interval_ms=2000)
     store = Store(store_url)
     proc = start_daemon(env, tmp_path / "d.log")
     try:
         wait_until(lambda: total_n(store) > 0, 60, "first commit", 0.1)
     finally:
         started = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        try:
-            code = proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            code = -9
+        code = terminate(proc)
         elapsed = time.monotonic() - started
     log = (tmp_path / "d.log").read_text()
     assert code == 0, log[-3000:]
     assert elapsed <= 10, f"took {elapsed:.1f}s to stop"
     counted = total_n(store)
-    offsets = store.load_offsets(f"{unique}-g", [(topic, p) for p in range(4)])
+    offsets = store.load_offsets(f"{unique}-group", [(topic, p) for p in range(4)])
     assert counted == sum(o or 0 for o in offsets.values()), "every record read was committed with its offset"
     assert 0 < counted < 12000, "stopped mid-stream"
     store.close()

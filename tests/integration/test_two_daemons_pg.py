@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import signal
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from pipeline.broker import EmbeddedBroker
 from pipeline.store import Store
-from tests.helpers import as_json, daemon_env, news_stream, produce, start_daemon, wait_until
+from tests.helpers import as_json, news_stream, produce, start_daemon, subprocess_env, terminate, wait_until
 from tests.integration.daemon_harness import daemon_settings, running_daemon
 from tests.integration.test_crash import total_n, without_unique
 
@@ -32,18 +31,7 @@ def test_two_daemons_one_killed(
         wait_until(lambda: total_n(ref.store) == N, 180, "the undisturbed run", 0.5)
         expected = {dim: ref.store.window_totals(dim) for dim in ("all", "topic", "ticker", "source")}
 
-    env = daemon_env(
-        kafka_bootstrap=broker.bootstrap,
-        input_topics=topic,
-        group_id=f"{unique}-pg",
-        store_url=pg_url,
-        model_dir=model_dir,
-        grace_s=3600,
-        batch_size=1,
-        scored_topic=f"{unique}.scored",
-        alerts_topic=f"{unique}.alerts",
-        dlq_topic=f"{unique}.dlq",
-    )
+    env = subprocess_env(broker.bootstrap, f"{unique}-pg", topic, pg_url, model_dir, batch_size=1)
     store = Store(pg_url)
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
     procs = [start_daemon(env, log) for log in logs]
@@ -64,12 +52,7 @@ def test_two_daemons_one_killed(
         assert total_n(store) < N, "the stream ended before the kill: make it longer"
         wait_until(lambda: total_n(store) >= N, 240, "the survivor to finish the stream", 0.5)
     finally:
-        procs[1].send_signal(signal.SIGTERM)
-        try:
-            code = procs[1].wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            procs[1].kill()
-            code = -9
+        code = terminate(procs[1])
         if procs[0].poll() is None:
             procs[0].kill()
     assert code == 0, logs[1].read_text()[-3000:]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -29,6 +30,16 @@ st.set_page_config(page_title="FinSent Monitor", layout="wide")
 @st.cache_resource
 def engine_for(url: str) -> Engine:
     return queries.connect(url)
+
+
+@st.cache_data(ttl=REFRESH_S, show_spinner=False)
+def cached_query(url: str, query: str, *args: Any, **kwargs: Any) -> Any:
+    """A read query of ``dashboard.queries`` on the store at ``url``, cached for one refresh interval."""
+    return getattr(queries, query)(engine_for(url), *args, **kwargs)
+
+
+def cached(query: str, *args: Any, **kwargs: Any) -> Any:
+    return cached_query(store_url, query, *args, **kwargs)
 
 
 def param(name: str, default: str | None = None) -> str | None:
@@ -79,7 +90,7 @@ if not ready:
 view = choose("View", list(VIEWS), "view", "Overview", allow_none=False) or "Overview"
 range_name = choose("Time range", list(queries.RANGES), "range", "1h", allow_none=False) or "1h"
 try:
-    opts = queries.options(engine)
+    opts = cached("options")
 except SQLAlchemyError as exc:
     st.error(f"The store stopped answering: {str(exc).splitlines()[0]}")
     st.stop()
@@ -87,18 +98,18 @@ st.sidebar.caption(f"Store: `{mask_url(store_url)}` · refreshes every {REFRESH_
 
 
 def overview() -> None:
-    k = queries.kpis(engine, range_name)
+    k = cached("kpis", range_name)
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Messages / minute", f"{k['per_minute']:.0f}", help=f"{k['messages']} messages in range")
     c2.metric("Negative share", pct(float(k["negative_share"])))  # type: ignore[arg-type]
     c3.metric("Alerts", str(k["alerts"]))
     c4.metric("Model", str(k["model_version"]))
-    alerts = queries.alerts(engine, range_name)
+    alerts = cached("alerts", range_name)
     for dimension, label in (("topic", "topic"), ("ticker", "ticker")):
-        keys = queries.top_keys(engine, dimension, range_name)
+        keys = cached("top_keys", dimension, range_name)
         flagged = alerts[alerts["dimension"] == dimension]["key"].unique().tolist()
         keys = list(dict.fromkeys(flagged + keys))[:8]
-        frame = queries.timeline(engine, dimension, keys, range_name)
+        frame = cached("timeline", dimension, keys, range_name)
         if frame.empty:
             st.caption(f"No {label} windows in this range yet.")
             continue
@@ -112,7 +123,7 @@ def overview() -> None:
 
 
 def alerts_view() -> None:
-    alerts = queries.alerts(engine, range_name)
+    alerts = cached("alerts", range_name)
     if alerts.empty:
         st.success("No negative-sentiment spikes in this time range.")
         return
@@ -124,7 +135,7 @@ def alerts_view() -> None:
             f"vs threshold {pct(alert['threshold'])} (baseline {pct(alert['baseline'])}), n={alert['n']}"
         )
         with st.expander(title, expanded=bool(_ == alerts.index[0])):
-            behind = queries.alert_messages(engine, alert)
+            behind = cached("alert_messages", alert)
             st.markdown(
                 "\n".join(
                     f"- **{row.p_negative:.2f}** {row.text} _({row.topic_label}; {row.source or 'unknown source'})_"
@@ -164,7 +175,7 @@ def explore() -> queries.Filters:
         search=st.sidebar.text_input("Search text", value=param("q", "") or "", key="w_q") or None,
     )
     set_param("q", filters.search)
-    frame = queries.messages(engine, filters)
+    frame = cached("messages", filters)
     st.subheader(f"{len(frame)} message(s)" + (" (newest 500)" if len(frame) == 500 else ""))
     st.dataframe(
         frame,
@@ -195,13 +206,14 @@ def correction_form(frame_ids: list[str]) -> None:
                     sentiment=None if sentiment == "(unchanged)" else sentiment,
                     topic=None if topic == "(unchanged)" else topic,
                 )
+                st.cache_data.clear()
                 st.success(f"Saved: {message_id}")
             except ValueError as exc:
                 st.error(str(exc))
 
 
 def feedback_view() -> None:
-    frame = queries.messages(engine, queries.Filters(range=range_name), limit=300)
+    frame = cached("messages", queries.Filters(range=range_name), limit=300)
     if frame.empty:
         st.info("No messages in this time range to correct.")
     else:

@@ -55,7 +55,8 @@ class Splits:
     dev: dict[Task, list[Example]] = field(default_factory=dict)
     test: dict[Task, list[Example]] = field(default_factory=dict)
     test_dedup: dict[Task, list[Example]] = field(default_factory=dict)
-    overlap: dict[Task, int] = field(default_factory=dict)
+    overlap: dict[Task, int] = field(default_factory=dict)  # test rows whose text occurs in train
+    overlap_distinct: dict[Task, int] = field(default_factory=dict)  # distinct such texts
     extra: list[Example] = field(default_factory=list)
 
     def training_rows(self) -> list[Example]:
@@ -198,6 +199,8 @@ def load_splits(
         splits.dev[task] = dev
         splits.test[task] = test
         splits.test_dedup[task], splits.overlap[task] = split_overlap(full_train, test)
+        seen = {dedup_key(r.text) for r in full_train}
+        splits.overlap_distinct[task] = len({k for k in (dedup_key(r.text) for r in test) if k in seen})
     for path in extra:
         splits.extra.extend(read_extra(Path(path)))
     return splits

@@ -35,6 +35,7 @@ def evaluate_model(model: OnnxModel, splits: Splits) -> dict[str, Any]:
             "test": classification_report(y, probs, LABELS[task]),
             "test_dedup": classification_report(y[keep], probs[keep], LABELS[task]),
             "overlap_with_train": splits.overlap[task],
+            "overlap_distinct_texts": splits.overlap_distinct[task],
         }
     return results
 
@@ -134,7 +135,7 @@ def run_evaluation(
                 variant: {k: results[task][variant][k] for k in ("n", "accuracy", "macro_f1", "ece")}
                 for variant in ("test", "test_dedup")
             }
-            | {"overlap_with_train": results[task]["overlap_with_train"]}
+            | {k: results[task][k] for k in ("overlap_with_train", "overlap_distinct_texts")}
             for task in TASKS
         }
         path.write_text(json.dumps(raw, indent=2, ensure_ascii=False) + "\n")

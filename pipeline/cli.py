@@ -191,8 +191,8 @@ def evaluate(
     typer.echo(format_table(results))
     for task in ("sentiment", "topic"):
         typer.echo(
-            f"{task}: {results[task]['overlap_with_train']} test texts also occur in train "
-            f"(normalised); test_dedup leaves them out"
+            f"{task}: {results[task]['overlap_with_train']} test rows ({results[task]['overlap_distinct_texts']} "
+            f"distinct texts) also occur in train after normalising; test_dedup leaves them out"
         )
     if report:
         for task in ("sentiment", "topic"):

@@ -46,7 +46,8 @@ Twitter Financial News Sentiment and Topic data sets (MIT licence). The official
 the test sets; the dev set for early stopping is a stratified, seeded 10% of `train`.
 Training rows: {sizes.get("train", {})}; dev rows: {sizes.get("dev", {})}.
 `test_dedup` leaves out test texts that also occur in train after lower-casing and removing links
-({overlap.get("sentiment", {}).get("overlap_with_train", "?")} sentiment, {overlap.get("topic", {}).get("overlap_with_train", "?")} topic).
+({overlap.get("sentiment", {}).get("overlap_with_train", "?")} sentiment and {overlap.get("topic", {}).get("overlap_with_train", "?")} topic test rows;
+{overlap.get("topic", {}).get("overlap_distinct_texts", "?")} distinct topic texts).
 
 ## Scores (this artifact, official test sets)
 

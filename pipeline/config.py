@@ -71,6 +71,7 @@ class Settings(BaseSettings):
     # windows, tickers, novelty
     window_size_s: int = Field(60, gt=0)
     grace_s: int = Field(30, ge=0)
+    idle_partition_s: int = Field(10, ge=1)
     watchlist: Annotated[list[str], NoDecode] = []
     novelty_horizon_s: int = Field(6 * 3600, ge=0)
     max_future_s: int = Field(24 * 3600, ge=0)

@@ -74,7 +74,7 @@ class Daemon:
         self.make_source = source
         self.watcher = watcher
         self.clock = clock
-        self.windows = WindowTracker(settings.window_size_ms, settings.grace_ms)
+        self.windows = WindowTracker(settings.window_size_ms, settings.grace_ms, settings.idle_partition_s * 1000)
         self.novelty = NoveltyFilter(settings.novelty_horizon_s * 1000)
         self.watchlist = frozenset(settings.watchlist)
         self.pending = Pending()
@@ -223,8 +223,15 @@ class Daemon:
         assert self.sink is not None
         repeat = self.novelty.is_repeat(event.text, event.event_time_ms)
         keys = list(dimension_keys(score.topic, event.tickers, event.source))
+        o = event.origin
         if not self.windows.add(
-            event.event_time_ms, scored_at_ms, keys, score.sentiment, score.p_negative, unique=not repeat
+            event.event_time_ms,
+            scored_at_ms,
+            keys,
+            score.sentiment,
+            score.p_negative,
+            unique=not repeat,
+            partition=(o.topic, o.partition),
         ):
             self.metrics.late.inc()
         elif not repeat:
@@ -234,7 +241,6 @@ class Daemon:
             self.metrics.repeats.inc()
         self.metrics.scored.labels(sentiment=score.sentiment, topic_label=score.topic).inc()
         self.metrics.event_latency.observe(max(0.0, (scored_at_ms - event.event_time_ms) / 1000))
-        o = event.origin
         self.sink.scored(
             event.id,
             {
@@ -422,6 +428,7 @@ class Daemon:
         self.pending = Pending()
         if self.sink is not None:
             self.sink.forget()
+        self.windows.revoke((tp.topic, tp.partition) for tp in partitions)
         for tp in partitions:
             self.positions.pop((tp.topic, tp.partition), None)
             self.expected.pop((tp.topic, tp.partition), None)
@@ -433,6 +440,7 @@ class Daemon:
 
     def on_assigned(self, partitions: list[TopicPartition]) -> None:
         self.seek_to_stored(partitions)
+        self.windows.assign(((tp.topic, tp.partition) for tp in partitions), self.now_ms())
         self.assigned = bool(self.positions)
         self.metrics.assigned_partitions.set(len(self.positions))
         log.info(

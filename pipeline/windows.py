@@ -2,9 +2,14 @@
 
 The tracker keeps only what is not yet committed (deltas per window) and which
 windows are open or closed; committed totals live in the store. A window closes
-when the watermark passes its end plus the grace period. The watermark is the
-newest event time seen, advanced by wall-clock time while the input is quiet, so
-windows close on a quiet stream too.
+when the watermark passes its end plus the grace period.
+
+The watermark is per partition first: each input partition's newest event time.
+The combined watermark is the oldest of them over the partitions that are active
+(a record within ``idle_ms``), so a partition read ahead of the others — a backlog,
+a replay — cannot close windows the others still feed. When every partition is
+idle, the newest event time moves on with the wall clock, so windows close on a
+quiet stream too.
 """
 
 from __future__ import annotations
@@ -30,11 +35,34 @@ def is_window_closed(start_ms: int, size_ms: int, grace_ms: int, watermark_ms: i
     return watermark_ms is not None and watermark_ms >= start_ms + size_ms + grace_ms
 
 
-def watermark(max_event_ms: int | None, last_event_wall_ms: int | None, now_wall_ms: int) -> int | None:
-    """Newest event time seen, moved on by the wall-clock time elapsed since it was seen."""
-    if max_event_ms is None or last_event_wall_ms is None:
+Partition = tuple[str, int]
+ANY_PARTITION: Partition = ("", 0)
+
+
+@dataclass
+class Progress:
+    """How far one partition has got: its newest event time, and when it last gave a record (or was assigned)."""
+
+    max_event_ms: int | None
+    last_seen_wall_ms: int
+
+
+def combined_watermark(progress: Iterable[Progress], now_wall_ms: int, idle_ms: int) -> int | None:
+    """Oldest newest-event-time over active partitions; when all are idle, the newest moved on by the wall clock.
+
+    An active partition that has given no record yet holds the watermark back (``None``).
+    """
+    parts = list(progress)
+    active = [p for p in parts if now_wall_ms - p.last_seen_wall_ms < idle_ms]
+    if active:
+        if any(p.max_event_ms is None for p in active):
+            return None
+        return min(p.max_event_ms for p in active if p.max_event_ms is not None)
+    seen = [p for p in parts if p.max_event_ms is not None]
+    if not seen:
         return None
-    return max_event_ms + max(0, now_wall_ms - last_event_wall_ms)
+    newest = max(p.max_event_ms for p in seen if p.max_event_ms is not None)
+    return newest + max(0, now_wall_ms - max(p.last_seen_wall_ms for p in seen))
 
 
 def dimension_keys(topic: str, tickers: Iterable[str], source: str | None) -> Iterator[tuple[Dimension, str]]:
@@ -88,14 +116,26 @@ class WindowTracker:
 
     size_ms: int
     grace_ms: int
+    idle_ms: int = 10_000
     deltas: dict[WindowKey, Counts] = field(default_factory=dict)
     open_starts: set[int] = field(default_factory=set)
     closed_starts: set[int] = field(default_factory=set)
-    max_event_ms: int | None = None
-    last_event_wall_ms: int | None = None
+    partitions: dict[Partition, Progress] = field(default_factory=dict)
+    mark: int | None = None  # never moves back
+
+    def assign(self, partitions: Iterable[Partition], now_wall_ms: int) -> None:
+        for tp in partitions:
+            self.partitions.setdefault(tp, Progress(None, now_wall_ms))
+
+    def revoke(self, partitions: Iterable[Partition]) -> None:
+        for tp in partitions:
+            self.partitions.pop(tp, None)
 
     def watermark(self, now_wall_ms: int) -> int | None:
-        return watermark(self.max_event_ms, self.last_event_wall_ms, now_wall_ms)
+        current = combined_watermark(self.partitions.values(), now_wall_ms, self.idle_ms)
+        if current is not None and (self.mark is None or current > self.mark):
+            self.mark = current
+        return self.mark
 
     def is_late(self, event_time_ms: int, now_wall_ms: int) -> bool:
         start = window_start(event_time_ms, self.size_ms)
@@ -111,17 +151,19 @@ class WindowTracker:
         sentiment: str,
         p_negative: float,
         unique: bool,
+        partition: Partition = ANY_PARTITION,
     ) -> bool:
         """Count one scored message; ``False`` (and nothing added) if it is late."""
+        progress = self.partitions.setdefault(partition, Progress(None, now_wall_ms))
+        if progress.max_event_ms is None or event_time_ms > progress.max_event_ms:
+            progress.max_event_ms = event_time_ms
+        progress.last_seen_wall_ms = now_wall_ms
         if self.is_late(event_time_ms, now_wall_ms):
             return False
         start = window_start(event_time_ms, self.size_ms)
         self.open_starts.add(start)
         for dimension, key in keys:
             self.deltas.setdefault((dimension, key, start), Counts()).add(sentiment, p_negative, unique)
-        if self.max_event_ms is None or event_time_ms > self.max_event_ms:
-            self.max_event_ms = event_time_ms
-        self.last_event_wall_ms = now_wall_ms
         return True
 
     def due(self, now_wall_ms: int) -> list[int]:

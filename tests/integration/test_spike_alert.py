@@ -40,7 +40,7 @@ def stream() -> list[dict]:  # type: ignore[type-arg]
         texts = [CALM[i % 4].format(d=10 + w * 20 + i) for i in range(16)]
         if w == 9:  # the burst
             texts = [BAD[i % 4].format(d=10 + i) for i in range(24)]
-        texts += [OTHERS[i % 2].format(d=w * 20 + i) for i in range(16)]
+        texts += [OTHERS[i % 2].format(d=w * 40 + i) for i in range(32)]
         for i, text in enumerate(texts):
             out.append(
                 {

@@ -6,10 +6,11 @@ from hypothesis import strategies as st
 
 from pipeline.windows import (
     Counts,
+    Progress,
     WindowTracker,
+    combined_watermark,
     dimension_keys,
     is_window_closed,
-    watermark,
     window_start,
 )
 
@@ -40,13 +41,32 @@ def test_is_window_closed(start: int, grace: int, mark: int | None, closed: bool
 
 
 @pytest.mark.parametrize(
-    ("max_event", "seen_at", "now", "expected"),
-    [(None, None, 5, None), (1000, 10_000, 10_000, 1000), (1000, 10_000, 12_500, 3500), (1000, 10_000, 9_000, 1000)],
+    ("progress", "now", "expected"),
+    [
+        ([], 5, None),
+        ([(None, 0)], 5_000, None),  # assigned, nothing read yet, not idle: hold back
+        ([(1000, 10_000)], 10_000, 1000),
+        ([(1000, 10_000), (5000, 10_000)], 10_000, 1000),  # the slowest active partition decides
+        ([(1000, 0), (5000, 10_000)], 11_000, 5000),  # partition 1 idle for 11 s: it no longer holds back
+        ([(None, 0), (5000, 10_000)], 11_000, 5000),  # an empty partition stops holding back once idle
+        ([(1000, 10_000), (5000, 10_000)], 25_000, 20_000),  # all idle: newest + wall time since last record
+    ],
 )
-def test_watermark_advances_with_wall_clock_when_quiet(
-    max_event: int | None, seen_at: int | None, now: int, expected: int | None
-) -> None:
-    assert watermark(max_event, seen_at, now) == expected
+def test_combined_watermark(progress: list[tuple[int | None, int]], now: int, expected: int | None) -> None:
+    assert combined_watermark([Progress(m, seen) for m, seen in progress], now, idle_ms=10_000) == expected
+
+
+def test_a_partition_read_ahead_does_not_close_windows_of_the_others() -> None:
+    tracker = WindowTracker(size_ms=MIN, grace_ms=0, idle_ms=10_000)
+    tracker.assign([("t", 0), ("t", 1)], now_wall_ms=0)
+    keys = [("all", "all")]
+    for minute in range(10):  # partition 0 delivers ten minutes of backlog at once
+        assert tracker.add(minute * MIN, 100, keys, "neutral", 0.0, True, partition=("t", 0))
+    assert tracker.due(100) == [], "partition 1 has given nothing yet"
+    assert tracker.add(5_000, 200, keys, "negative", 1.0, True, partition=("t", 1)), "not late"
+    assert tracker.due(200) == []
+    assert tracker.add(3 * MIN, 300, keys, "neutral", 0.0, True, partition=("t", 1))
+    assert tracker.due(300) == [0, MIN, 2 * MIN]
 
 
 def test_dimension_keys() -> None:

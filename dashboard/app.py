@@ -135,7 +135,13 @@ def alerts_view() -> None:
             f"vs threshold {pct(alert['threshold'])} (baseline {pct(alert['baseline'])}), n={alert['n']}"
         )
         with st.expander(title, expanded=bool(_ == alerts.index[0])):
-            behind = cached("alert_messages", alert)
+            behind = cached(
+                "alert_messages",
+                alert["dimension"],
+                alert["key"],
+                alert["window_start"].to_pydatetime(),
+                alert["window_end"].to_pydatetime(),
+            )
             st.markdown(
                 "\n".join(
                     f"- **{row.p_negative:.2f}** {row.text} _({row.topic_label}; {row.source or 'unknown source'})_"

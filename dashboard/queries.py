@@ -8,10 +8,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, and_, func, insert, select
+from sqlalchemy import Engine, and_, case, func, insert, select
 
 from pipeline import tables as t
 from pipeline.store import create_store_engine
+
+
+def dimension_rank(column: Any) -> Any:
+    """Tickers first, then topics, sources, and the whole stream last: what analysts look at first."""
+    return case({"ticker": 0, "topic": 1, "source": 2}, value=column, else_=3)
+
 
 RANGES: dict[str, timedelta | None] = {
     "15m": timedelta(minutes=15),
@@ -146,7 +152,9 @@ def alerts(engine: Engine, range_name: str, limit: int = 200) -> pd.DataFrame:
     if start:
         query = query.where(a.window_start >= start)
     with engine.connect() as conn:
-        rows = conn.execute(query.order_by(a.window_start.desc(), a.key).limit(limit)).all()
+        rows = conn.execute(
+            query.order_by(a.window_start.desc(), dimension_rank(a.dimension), a.n.desc(), a.key).limit(limit)
+        ).all()
     frame = pd.DataFrame(
         rows,
         columns=[
@@ -222,16 +230,18 @@ def messages_by_ids(engine: Engine, ids: list[str]) -> pd.DataFrame:
     return _messages_frame(rows)
 
 
-def alert_messages(engine: Engine, alert: pd.Series, limit: int = 50) -> pd.DataFrame:
+def alert_messages(
+    engine: Engine, dimension: str, key: str, start: datetime, end: datetime, limit: int = 50
+) -> pd.DataFrame:
     """The messages behind an alert: its window and key, most negative first."""
     m = t.messages.c
-    conds = [m.event_time >= alert["window_start"].to_pydatetime(), m.event_time < alert["window_end"].to_pydatetime()]
-    if alert["dimension"] == "topic":
-        conds.append(m.topic_label == alert["key"])
-    elif alert["dimension"] == "ticker":
-        conds.append(m.tickers.like(f"%,{alert['key']},%"))
-    elif alert["dimension"] == "source":
-        conds.append(m.source == alert["key"])
+    conds = [m.event_time >= start, m.event_time < end]
+    if dimension == "topic":
+        conds.append(m.topic_label == key)
+    elif dimension == "ticker":
+        conds.append(m.tickers.like(f"%,{key},%"))
+    elif dimension == "source":
+        conds.append(m.source == key)
     with engine.connect() as conn:
         rows = conn.execute(
             select(*[getattr(m, c) for c in MESSAGE_COLUMNS]).where(*conds).order_by(m.p_negative.desc()).limit(limit)

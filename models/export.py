@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -127,7 +128,8 @@ def export_checkpoint(
     checkpoint = Path(checkpoint)
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
-    work = Path(work_dir) if work_dir else out.parent / f".{out.name}-work"
+    scratch = tempfile.TemporaryDirectory(prefix="finsent-export-") if work_dir is None else None
+    work = Path(work_dir) if work_dir else Path(scratch.name)  # type: ignore[union-attr]
     work.mkdir(parents=True, exist_ok=True)
     model, meta = load_checkpoint(checkpoint, attn_implementation="eager")  # ORT fuses attention only for eager
     wrapper = ProbabilityWrapper(model).eval()
@@ -247,4 +249,6 @@ def export_checkpoint(
     write_card(out, card, card_name)
     log.info("exported %s (%s) to %s", card.version, precision, out)
     (work / "checks.json").write_text(json.dumps(checks, indent=2))
+    if scratch is not None:
+        scratch.cleanup()
     return ExportResult(out, card, checks)

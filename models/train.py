@@ -221,7 +221,7 @@ def train(cfg: TrainConfig, splits: Splits | None = None, model: MultiTaskClassi
         "base_model": base,
         "data_sizes": splits.sizes(),
         "test_overlap_with_train": splits.overlap,
-        "command": " ".join(sys.argv),
+        "command": "finsent " + " ".join(sys.argv[1:]),  # argv[0] is the entry point, whichever was used
     }
     best: dict = {"score": -1.0}  # type: ignore[type-arg]
     evals_since_best = 0

@@ -130,7 +130,7 @@ def run_evaluation(
     if update_card:
         path = card_path(model_dir)
         raw = json.loads(path.read_text())
-        raw["metrics"] = {
+        raw["metrics"] = raw.get("metrics", {}) | {
             task: {
                 variant: {k: results[task][variant][k] for k in ("n", "accuracy", "macro_f1", "ece")}
                 for variant in ("test", "test_dedup")

@@ -19,6 +19,13 @@ def _metrics_table(metrics: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _fp32(card: dict[str, Any]) -> str:
+    ref = card.get("metrics", {}).get("fp32_reference")
+    if not ref:
+        return "not measured"
+    return f"sentiment {ref['sentiment']['accuracy']:.4f}, topic {ref['topic']['accuracy']:.4f} (int8 must stay within 1 point)"
+
+
 def render(card: dict[str, Any]) -> str:
     training = card.get("training", {})
     cfg = training.get("config", {})
@@ -39,6 +46,7 @@ texts — headlines, tweets, comments — from one {card.get("precision", "int8"
 | precision | {card["precision"]} dynamic quantisation ({"per-channel" if export.get("int8_per_channel") else "per-tensor"}) of the fused fp32 graph |
 | fp32 parity with PyTorch | max abs difference {export.get("fp32_max_abs_diff", float("nan")):.1e} on {export.get("texts", "?")} test texts |
 | int8 vs fp32 argmax agreement | sentiment {agree.get("sentiment", float("nan")):.4f}, topic {agree.get("topic", float("nan")):.4f} |
+| fp32 accuracy (same checkpoint) | {_fp32(card)} |
 
 ## Data
 
@@ -66,7 +74,7 @@ Training rows: {sizes.get("train", {})}; dev rows: {sizes.get("dev", {})}.
 
 ```
 {training.get("command") or "finsent train …"}
-finsent export runs/train/best -o models/artifacts/{card["version"]} --version {card["version"]} --data-dir DATA_DIR
+finsent export {cfg.get("output_dir", "runs/train")}/best -o models/artifacts/{card["version"]} --version {card["version"]} --data-dir DATA_DIR
 finsent evaluate --model models/artifacts/{card["version"]} --data-dir DATA_DIR --plots models/artifacts/{card["version"]} --update-card
 ```
 

@@ -229,8 +229,7 @@ def run_benchmark(
             lat = _latencies(broker.bootstrap, "bench-lat.scored", m + 1, 120)[1:]
         finally:
             lat_rss = run.stop()
-        lat.sort()
-        steady = lat[len(lat) // 10 :] or lat  # leave out the first 10%: the group join and first load
+        steady = sorted(lat[len(lat) // 10 :] or lat)  # leave out the first 10% sent: warm-up
         report["latency_rate_per_s"] = rate
         report["latency_ms_p50"] = statistics.median(steady) if steady else float("nan")
         report["latency_ms_p99"] = steady[min(len(steady) - 1, int(len(steady) * 0.99))] if steady else float("nan")

@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     model_dir: Path = SHIPPED_MODEL_DIR
     provider: Provider = "auto"
     threads: int = Field(0, ge=0)
-    batch_size: int = Field(64, ge=1, le=4096)
+    batch_size: int = Field(256, ge=1, le=4096)
     max_wait_ms: int = Field(50, ge=0)
     commit_interval_ms: int = Field(1000, ge=10)
     reload_check_s: float = Field(5.0, ge=0)

@@ -23,7 +23,8 @@ from pipeline.dashboard_server import streamlit_command
 DEMO_SETTINGS = {
     "FINSENT_WINDOW_SIZE_S": "20",
     "FINSENT_GRACE_S": "3",
-    "FINSENT_SPIKE_MIN_COUNT": "15",
+    "FINSENT_SPIKE_MIN_COUNT": "20",
+    "FINSENT_SPIKE_COLD_START_RATIO": "0.75",
     "FINSENT_SPIKE_MIN_HISTORY": "3",
     "FINSENT_SPIKE_FLOOR": "0.5",
     "FINSENT_SPIKE_COOLDOWN_S": "120",

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.store import Store
+from pipeline.tables import as_utc, from_ms
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -45,6 +46,7 @@ def test_demo_runs_scores_rejects_and_alerts_on_the_spike(tmp_path: Path) -> Non
     try:
         scored = store.count("messages")
         alerts = store.all_alerts()
+        starts = [from_ms(ms) for ms in store.window_starts(closed=True)]
     finally:
         store.close()
     assert scored >= 2500, f"only {scored} messages scored"
@@ -54,3 +56,6 @@ def test_demo_runs_scores_rejects_and_alerts_on_the_spike(tmp_path: Path) -> Non
     assert nvda, f"no alert for the scripted NVDA burst: {[(a.dimension, a.key) for a in alerts]}"
     others = [a for a in alerts if a.dimension == "ticker" and a.key != "NVDA"]
     assert not others, f"alerts on quiet tickers: {[(a.key, a.negative_ratio) for a in others]}"
+    first_window = min(starts)
+    early = [(a.dimension, a.key) for a in alerts if (as_utc(a.window_start) - first_window).total_seconds() < 40]
+    assert not early, f"alerts before the burst (it starts 60 s in): {early}"

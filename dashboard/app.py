@@ -247,9 +247,11 @@ def model_view() -> None:
     card = json.loads(path.read_text())
     st.subheader(f"{card['version']} · {card['precision']} · base {Path(card.get('base_model', '')).name or '?'}")
     rows = []
-    for task, variants in card.get("metrics", {}).items():
-        for variant, m in variants.items():
-            if isinstance(m, dict):
+    metrics = card.get("metrics", {})
+    for task in ("sentiment", "topic"):
+        for variant in ("test", "test_dedup"):
+            m = metrics.get(task, {}).get(variant)
+            if m:
                 rows.append(
                     {
                         "task": task,
@@ -262,6 +264,12 @@ def model_view() -> None:
                 )
     if rows:
         st.dataframe(pd.DataFrame(rows), hide_index=True)
+    fp32 = metrics.get("fp32_reference")
+    if fp32:
+        st.caption(
+            f"fp32 graph of the same checkpoint: sentiment accuracy {fp32['sentiment']['accuracy']:.4f}, "
+            f"topic accuracy {fp32['topic']['accuracy']:.4f}"
+        )
     images = sorted(path.parent.glob("confusion_*.png"))
     for column, image in zip(st.columns(max(1, len(images))), images, strict=False):
         column.image(str(image), caption=image.stem.replace("_", " "))

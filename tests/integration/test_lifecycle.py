@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import signal
-import threading
 import time
 from pathlib import Path
 
@@ -93,29 +92,30 @@ def test_hot_reload_loses_nothing(broker: EmbeddedBroker, unique: str, tmp_path:
     assert sha256_of(live / "model.int8.onnx") == sha256_of(model_dir / "model.int8.onnx")
     settings = daemon_settings(broker.bootstrap, unique, tmp_path, live, reload_check_s=0.2)
     stream = news_stream(1200, BASE_MS, 200, seed=6)
-    producer = threading.Thread(
-        target=lambda: [
-            produce(broker.bootstrap, settings.input_topics[0], as_json(stream[i : i + 100]))
-            for i in range(0, 1200, 100)
-        ]
-    )
+    topic = settings.input_topics[0]
+    produce(broker.bootstrap, topic, as_json(stream[:600]))
     with running_daemon(settings) as daemon:
-        producer.start()
         wait_until(lambda: total_n(daemon.store) >= 200, 60, "some messages under v-one", 0.1)
         _publish_version(model_dir, live, "v-two")
         wait_until(lambda: daemon.scorer.version == "v-two", 30, "the new model to be swapped in")
+        produce(broker.bootstrap, topic, as_json(stream[600:900]))  # read after the swap: scored by v-two
         _publish_version(model_dir, live, "v-broken", corrupt=True)
         wait_until(
             lambda: daemon.metrics.registry.get_sample_value("finsent_model_reloads_total", {"outcome": "refused"}),
             30,
             "the broken model to be refused",
         )
-        producer.join(60)
+        produce(broker.bootstrap, topic, as_json(stream[900:]))  # still v-two after the refusal
         wait_until(lambda: total_n(daemon.store) == 1200, 90, "every message counted", 0.2)
         info = daemon.metrics.registry.get_sample_value(
             "finsent_model_info", {"version": "v-two", "precision": "int8", "provider": "CPUExecutionProvider"}
         )
         assert daemon.scorer.version == "v-two"
     assert info == 1.0
-    versions = {json.loads(r.value)["model_version"] for r in read_topic(broker.bootstrap, settings.scored_topic, 1200)}
-    assert versions == {"v-one", "v-two"}
+    scored = {
+        json.loads(r.value)["id"]: json.loads(r.value)["model_version"]
+        for r in read_topic(broker.bootstrap, settings.scored_topic, 1200)
+    }
+    assert len(scored) == 1200, "no message lost across the swaps"
+    assert {scored[m["id"]] for m in stream[600:]} == {"v-two"}
+    assert "v-one" in {scored[m["id"]] for m in stream[:600]}

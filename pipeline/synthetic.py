@@ -102,7 +102,7 @@ TEMPLATES: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] =
     "Legal | Regulation": (
         ("{c} fined ${n} million by regulators over misconduct",),
         ("{c} faces court hearing on patent dispute next month",),
-        ("{c} wins dismissal of antitrust lawsuit",),
+        ("{c} shares jump after court rules in its favor",),
     ),
     "M&A | Investments": (
         ("{c} deal collapses after regulators block merger",),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -493,6 +492,3 @@ def _main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
-
-
-logging.getLogger(__name__)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -11,7 +12,17 @@ from typing import Any, Literal
 from pipeline.tickers import extract_tickers
 
 Reason = Literal[
-    "too_large", "not_utf8", "not_json", "not_object", "missing_text", "empty_text", "bad_type", "bad_timestamp"
+    "too_large",
+    "not_utf8",
+    "not_json",
+    "not_object",
+    "missing_text",
+    "empty_text",
+    "bad_type",
+    "bad_timestamp",
+    "bad_string",
+    "too_deep",
+    "unprocessable",
 ]
 REASONS: tuple[Reason, ...] = (
     "too_large",
@@ -22,11 +33,21 @@ REASONS: tuple[Reason, ...] = (
     "empty_text",
     "bad_type",
     "bad_timestamp",
+    "bad_string",  # a NUL or a lone surrogate in any key or value: the store / producer cannot take it
+    "too_deep",  # nesting deeper than MAX_DEPTH
+    "unprocessable",  # failed downstream of the parser (set by the daemon, never by parse_record)
 )
 KINDS = ("news", "comment")
 MAX_ID_CHARS = 128
 MAX_SOURCE_CHARS = 64
+MAX_DEPTH = 32  # containers (objects and arrays) nested in each other, the message itself being level 1
+MAX_TICKERS = 32  # entries of a message's own ``tickers`` list
+DEFAULT_MAX_FUTURE_MS = 300_000  # FINSENT_MAX_FUTURE_S default: event times up to 5 min ahead of the wall clock
+_TICKER_RE = re.compile(r"\S{1,16}")  # AAPL, BRK.B, RDS-A, 7203.T; the store's ticker columns are bounded
 _EARLIEST_MS = 0  # 1970: anything before is an impossible timestamp
+_MAX_PATH_CHARS = 100
+
+_PathNode = tuple["_PathNode", str | int] | None  # (parent, key or index); the message itself is None
 
 
 @dataclass(frozen=True)
@@ -69,6 +90,91 @@ class _Invalid(Exception):
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
+
+
+def _reject_constant(name: str) -> Any:
+    raise _Invalid("not_json", f"{name} is not allowed: the value must be strict JSON (finite numbers only)")
+
+
+def _finite_float(literal: str) -> float:
+    number = float(literal)
+    if not math.isfinite(number):
+        raise _Invalid("not_json", f"number {literal[:24]} is out of range (not a finite float)")
+    return number
+
+
+def _path_text(node: _PathNode) -> str:
+    """``(((None, "meta"), "tags"), 2)`` -> ``meta.tags[2]``, shortened from the left past ``_MAX_PATH_CHARS``."""
+    parts: list[str] = []
+    while node is not None:
+        node, key = node
+        if isinstance(key, int):
+            parts.append(f"[{key}]")
+        else:
+            name = key[:40] if key.isprintable() else ascii(key[:40])[1:-1]
+            parts.append(f".{name}" if node is not None else name)
+    text = "".join(reversed(parts)) or "the message"
+    return text if len(text) <= _MAX_PATH_CHARS else "…" + text[-_MAX_PATH_CHARS:]
+
+
+def _string_problem(value: str) -> str | None:
+    """What makes a string unusable downstream, or ``None``; never quotes the string itself."""
+    if "\x00" in value:
+        return "contains a NUL character"
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "contains a lone surrogate (not encodable as UTF-8)"
+    return None
+
+
+def _check_nesting_and_strings(obj: dict[str, Any], *, check_strings: bool = True) -> None:
+    """Raise ``too_deep`` past ``MAX_DEPTH`` levels, ``bad_string`` for a NUL or lone surrogate in any key or value.
+
+    One walk with an explicit stack, so no object can make it recurse too far. The path of a
+    container is a linked tuple, turned into text (``meta.tags[2]``) only for the detail.
+    """
+    stack: list[tuple[dict[str, Any] | list[Any], _PathNode, int]] = [(obj, None, 1)]
+    while stack:
+        container, path, depth = stack.pop()
+        children: Any
+        if isinstance(container, dict):
+            if check_strings:
+                for key in container:
+                    problem = _string_problem(key)
+                    if problem:
+                        raise _Invalid("bad_string", f"a key in {_path_text(path)} {problem}")
+            children = container.items()
+        else:
+            children = enumerate(container)
+        for key, child in children:
+            if isinstance(child, str):
+                if check_strings:
+                    problem = _string_problem(child)
+                    if problem:
+                        raise _Invalid("bad_string", f"{_path_text((path, key))} {problem}")
+            elif isinstance(child, dict | list):
+                if depth >= MAX_DEPTH:
+                    where = _path_text((path, key))
+                    raise _Invalid("too_deep", f"{where} is nested deeper than {MAX_DEPTH} levels")
+                stack.append((child, (path, key), depth + 1))
+
+
+def _check_tickers(given: Any) -> None:
+    if not isinstance(given, list):
+        raise _Invalid("bad_type", f"tickers must be a list of strings, not {type(given).__name__}")
+    if len(given) > MAX_TICKERS:
+        raise _Invalid("bad_type", f"tickers has {len(given)} entries, over the limit of {MAX_TICKERS}")
+    for index, ticker in enumerate(given):
+        if not isinstance(ticker, str):
+            raise _Invalid("bad_type", f"tickers[{index}] must be a string, not {type(ticker).__name__}")
+        if not _TICKER_RE.fullmatch(ticker):
+            raise _Invalid("bad_type", f"tickers[{index}] must be 1-16 characters without whitespace")
+
+
+def _seconds_text(ms: int) -> str:
+    return str(ms // 1000) if ms % 1000 == 0 else f"{ms / 1000:.3f}"
 
 
 def parse_timestamp(value: Any) -> int:
@@ -116,11 +222,15 @@ def _build(
     except UnicodeDecodeError as exc:
         raise _Invalid("not_utf8", f"value is not UTF-8 (byte {exc.start})") from exc
     try:
-        obj = json.loads(decoded)
+        obj = json.loads(decoded, parse_float=_finite_float, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:
         raise _Invalid("not_json", f"value is not JSON: {str(exc)[:80]}") from exc
     if not isinstance(obj, dict):
         raise _Invalid("not_object", f"value is a JSON {type(obj).__name__}, not an object")
+    # Strict JSON refuses raw control characters in strings and strict UTF-8 refuses encoded
+    # surrogates, so a NUL or a lone surrogate can only come from a \u escape: without one,
+    # skip the per-string checks (the common case) and only measure the nesting.
+    _check_nesting_and_strings(obj, check_strings="\\u" in decoded)
     if "text" not in obj:
         raise _Invalid("missing_text", "field 'text' is missing")
     text = obj["text"]
@@ -142,10 +252,14 @@ def _build(
     if event_time < _EARLIEST_MS:
         raise _Invalid("bad_timestamp", "published_at is before 1970")
     if event_time > now_ms + max_future_ms:
-        raise _Invalid("bad_timestamp", "published_at is more than a day in the future")
+        name = "published_at" if obj.get("published_at") is not None else "the record timestamp"
+        ahead_s = -(-(event_time - now_ms) // 1000)  # rounded up, so "301 s" never reads as allowed
+        raise _Invalid(
+            "bad_timestamp", f"{name} is {ahead_s} s in the future (allowed: {_seconds_text(max_future_ms)} s)"
+        )
     given = obj.get("tickers")
-    if given is not None and (not isinstance(given, list) or not all(isinstance(t, str) for t in given)):
-        raise _Invalid("bad_type", "tickers must be a list of strings")
+    if given is not None:
+        _check_tickers(given)
     tickers = extract_tickers(text, given or (), watchlist)
     return Event(message_id, text, event_time, source, kind, tickers, origin, obj)
 
@@ -156,7 +270,7 @@ def parse_record(
     *,
     now_ms: int,
     max_bytes: int = 1 << 20,
-    max_future_ms: int = 24 * 3600 * 1000,
+    max_future_ms: int = DEFAULT_MAX_FUTURE_MS,
     watchlist: frozenset[str] = frozenset(),
 ) -> Event | Rejected:
     """One record -> ``Event`` or ``Rejected`` (with a reason code and a short detail)."""

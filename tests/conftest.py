@@ -69,3 +69,25 @@ def pg_url(unique: str) -> Iterator[str]:
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+from tests.fixtures.private_pg import PrivatePostgres, PrivatePostgresError  # noqa: E402  (appended with its fixture)
+
+
+@pytest.fixture
+def private_pg(tmp_path: Path) -> Iterator[PrivatePostgres]:
+    """A started PostgreSQL server of this test's own, which it may stop and start (never the shared one on :5432)."""
+    pg = PrivatePostgres(tmp_path / "private-pg")
+    try:
+        pg.start()
+    except PrivatePostgresError as exc:
+        pg.close()
+        missing(
+            "a private PostgreSQL cluster",
+            f"{exc} (apt-get install postgresql, or set FINSENT_TEST_PG_BIN to a folder with initdb and pg_ctl)",
+        )
+        raise
+    try:
+        yield pg
+    finally:
+        pg.close()

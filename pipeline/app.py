@@ -51,6 +51,8 @@ def build_daemon(
     store = Store(
         settings.store_url.get_secret_value(),
         window_size_ms=settings.window_size_ms,
+        grace_ms=settings.grace_ms,
+        claim_ttl_ms=settings.idle_claim_ttl_ms,
         rule=spike_rule(settings),
         history_windows=settings.spike_history_windows,
     )
@@ -102,7 +104,9 @@ def run_daemon(settings: Settings, *, registry: CollectorRegistry | None = None)
     log.info("starting with settings %s", settings.describe())
     with contextlib.ExitStack() as stack:
         stack.enter_context(stop_on_signals(daemon))
-        server = HealthServer(settings.metrics_host, settings.metrics_port, registry, daemon.readiness).start()
+        server = HealthServer(
+            settings.metrics_host, settings.metrics_port, registry, daemon.readiness, daemon.liveness
+        ).start()
         stack.callback(server.close)
         log.info("metrics on http://%s:%d/metrics", settings.metrics_host, server.port)
         stack.callback(daemon.store.close)

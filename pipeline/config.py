@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     # store
     store_url: SecretStr = SecretStr("sqlite:///finsent.db")
     messages_retention_s: int = Field(7 * 24 * 3600, ge=60)
+    windows_retention_s: int = Field(90 * 24 * 3600, ge=3600)
+    max_stored_text_chars: int = Field(4000, ge=64)
 
     # model and scoring
     model_dir: Path = SHIPPED_MODEL_DIR
@@ -72,9 +74,11 @@ class Settings(BaseSettings):
     window_size_s: int = Field(60, gt=0)
     grace_s: int = Field(30, ge=0)
     idle_partition_s: int = Field(10, ge=1)
+    progress_interval_ms: int = Field(1000, ge=100)
     watchlist: Annotated[list[str], NoDecode] = []
     novelty_horizon_s: int = Field(6 * 3600, ge=0)
-    max_future_s: int = Field(24 * 3600, ge=0)
+    novelty_max_stories: int = Field(200_000, ge=1000)
+    max_future_s: int = Field(300, ge=0, le=7 * 24 * 3600)
 
     # spikes
     spike_min_count: int = Field(20, ge=1)
@@ -89,6 +93,7 @@ class Settings(BaseSettings):
     # HTTP
     metrics_host: str = "0.0.0.0"
     metrics_port: int = Field(9108, ge=0, le=65535)
+    liveness_timeout_s: float = Field(60.0, gt=0)
 
     data_dir: Path | None = None
 
@@ -138,6 +143,11 @@ class Settings(BaseSettings):
     @property
     def grace_ms(self) -> int:
         return self.grace_s * 1000
+
+    @property
+    def idle_claim_ttl_ms(self) -> int:
+        """How long another daemon trusts an idle claim that its owner stopped renewing."""
+        return max(3000, 5 * self.progress_interval_ms)
 
     def kafka_security(self) -> dict[str, Any]:
         """kafka-python keyword arguments for TLS / SASL."""

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from pipeline import tables
 from pipeline.broker import BrokerError, EmbeddedBroker, free_port, wait_for_port
 from pipeline.dashboard_server import streamlit_command
 
@@ -210,7 +211,7 @@ def run_demo(
             summary.daemon_exit = None
     store = Store(store_url)
     try:
-        summary.windows_closed = len(store.window_starts(closed=True))
+        summary.windows_closed = store.count("windows", tables.windows.c.dimension == "all", tables.windows.c.closed)
         summary.alerts = [
             f"{a.severity} {a.dimension}={a.key} at {a.window_start:%H:%M:%S} "
             f"({a.negative_ratio:.0%} negative, threshold {a.threshold:.0%}, n={a.n})"

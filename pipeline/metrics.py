@@ -24,7 +24,14 @@ class PipelineMetrics:
         for reason in REASONS:
             self.invalid.labels(reason=reason)
         self.late = Counter(
-            "finsent_late_events", "Events later than the grace period, not added to windows.", registry=registry
+            "finsent_late_events",
+            "Events whose window had already closed: counted in the window's n_late, not in n.",
+            registry=registry,
+        )
+        self.watermark = Gauge(
+            "finsent_window_watermark_timestamp_seconds",
+            "Global event-time progress: windows ending (plus grace) before it are closed.",
+            registry=registry,
         )
         self.repeats = Counter(
             "finsent_repeat_stories", "Messages whose story was already seen recently.", registry=registry

@@ -1,22 +1,63 @@
-"""Kafka sinks: scored events, dead letters with their original bytes, and alerts."""
+"""Kafka sinks: scored events, dead letters with their original bytes, and alerts.
+
+Every send is tracked until a ``flush`` has seen it delivered. A send that fails
+because of the record itself (too large for the producer or the broker) is reported
+per record, so the daemon can dead-letter that record and go on; any other failure
+(broker unreachable, timeouts) is a ``DeliveryError``, and the caller redoes the work
+from its last checkpoint. A failed send is never forgotten by a later flush: only
+``forget`` (the caller dropping the work) clears it.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from kafka import KafkaProducer
+from kafka.errors import (
+    CorruptRecordError,
+    InvalidRecordError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+)
 
 from pipeline.config import Settings
 from pipeline.schema import Rejected
 
 log = logging.getLogger(__name__)
 
+# Errors that are about the record, not the broker: retrying the same record can never succeed.
+RECORD_ERRORS: tuple[type[Exception], ...] = (
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    InvalidRecordError,
+    CorruptRecordError,
+    TypeError,
+    ValueError,
+)
+FLUSH_TIMEOUT_S = 30.0  # a flush that takes longer is a delivery failure: the loop rewinds and keeps turning
+MAX_BLOCK_MS = 10_000  # how long send() may wait for metadata or buffer space before failing
+RECORD_OVERHEAD_BYTES = 64 * 1024  # headers, key and batch framing, kept free under max_request_size
+DLQ_DETAIL_BYTES = 1000
+
 
 class DeliveryError(RuntimeError):
     """Some output records were not delivered: the checkpoint must not be committed."""
+
+
+@dataclass(frozen=True)
+class RecordFailure:
+    """A send that failed because of the record: ``tag`` is what the caller passed with it."""
+
+    tag: Any
+    error: Exception
+
+    def describe(self) -> str:
+        return f"{type(self.error).__name__}: {str(self.error)[:300]}"
 
 
 def producer_options(settings: Settings) -> dict[str, Any]:
@@ -26,26 +67,40 @@ def producer_options(settings: Settings) -> dict[str, Any]:
         "acks": "all",
         "linger_ms": 5,
         "retries": 2**31 - 1,
-        "max_request_size": settings.max_message_bytes + (1 << 20),
+        "max_request_size": max_output_bytes(settings) + RECORD_OVERHEAD_BYTES,
+        "max_block_ms": MAX_BLOCK_MS,
         "reconnect_backoff_max_ms": 1000,
         "request_timeout_ms": 30000,
         **settings.kafka_security(),
     }
 
 
+def max_output_bytes(settings: Settings) -> int:
+    """The largest value we produce: an input at the byte limit plus room for the fields we add."""
+    return settings.max_message_bytes + (1 << 20)
+
+
 def iso_ms(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def dlq_headers(rejected: Rejected) -> list[tuple[str, bytes]]:
+def encode_json(payload: dict[str, Any]) -> bytes:
+    """Strict, compact JSON (no NaN), UTF-8. Raises ``ValueError``/``TypeError``/``RecursionError`` if it cannot."""
+    return json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=str).encode("utf-8")
+
+
+def dlq_headers(rejected: Rejected, truncated_from: int | None = None) -> list[tuple[str, bytes]]:
     o = rejected.origin
-    return [
+    headers = [
         ("finsent-error", rejected.reason.encode()),
-        ("finsent-error-detail", rejected.detail.encode("utf-8", "replace")[:1000]),
-        ("finsent-source-topic", o.topic.encode()),
+        ("finsent-error-detail", rejected.detail.encode("utf-8", "replace")[:DLQ_DETAIL_BYTES]),
+        ("finsent-source-topic", o.topic.encode("utf-8", "replace")),
         ("finsent-source-partition", str(o.partition).encode()),
         ("finsent-source-offset", str(o.offset).encode()),
     ]
+    if truncated_from is not None:
+        headers.append(("finsent-truncated-from", str(truncated_from).encode()))
+    return headers
 
 
 class KafkaSink:
@@ -54,43 +109,76 @@ class KafkaSink:
     def __init__(self, settings: Settings, producer: KafkaProducer | None = None) -> None:
         self.settings = settings
         self.producer = producer or KafkaProducer(**producer_options(settings))
-        self.futures: list[Any] = []
+        self.dlq_limit = max_output_bytes(settings)
+        self.futures: list[tuple[Any, Any]] = []  # (future, tag) not yet seen delivered
+        self.failed: list[RecordFailure] = []  # record-level failures not yet collected
+        self.broken: Exception | None = None  # a transient failure: the work since the last flush is void
 
-    def scored(self, event_id: str, payload: dict[str, Any]) -> None:
-        self._send(
-            self.settings.scored_topic,
-            key=event_id.encode("utf-8"),
-            value=json.dumps(payload, ensure_ascii=False, default=str).encode("utf-8"),
-        )
+    def scored(self, event_id: str, value: bytes, tag: Any = None) -> None:
+        self._send(self.settings.scored_topic, tag, key=event_id.encode("utf-8"), value=value)
 
     def dead_letter(self, rejected: Rejected) -> None:
+        """The original bytes, or their first ``dlq_limit`` bytes (said in a header) when they are larger."""
+        value = rejected.value
+        truncated_from = None
+        if value is not None and len(value) > self.dlq_limit:
+            truncated_from, value = len(value), value[: self.dlq_limit]
+        if value is None and rejected.origin.key is None:
+            value = b""  # a tombstone without a key: Kafka needs one of the two
         self._send(
-            self.settings.dlq_topic, key=rejected.origin.key, value=rejected.value, headers=dlq_headers(rejected)
+            self.settings.dlq_topic,
+            None,
+            key=rejected.origin.key,
+            value=value,
+            headers=dlq_headers(rejected, truncated_from),
         )
 
     def alert(self, alert_id: str, payload: dict[str, Any]) -> None:
-        self._send(
-            self.settings.alerts_topic, key=alert_id.encode(), value=json.dumps(payload, default=str).encode("utf-8")
-        )
+        self._send(self.settings.alerts_topic, None, key=alert_id.encode(), value=encode_json(payload))
 
-    def _send(self, topic: str, **kwargs: Any) -> None:
-        self.futures.append(self.producer.send(topic, **kwargs))
+    def _send(self, topic: str, tag: Any, **kwargs: Any) -> None:
+        try:
+            future = self.producer.send(topic, **kwargs)
+        except RECORD_ERRORS as exc:
+            self.failed.append(RecordFailure(tag, exc))
+        except KafkaError as exc:  # KafkaTimeoutError (no metadata, buffer full) and friends
+            self.broken = self.broken or exc
+        else:
+            self.futures.append((future, tag))
 
-    def flush(self, timeout_s: float | None = None) -> None:
-        """Wait for every record sent since the last flush; ``DeliveryError`` if any failed."""
+    def flush(self, timeout_s: float | None = FLUSH_TIMEOUT_S) -> list[RecordFailure]:
+        """Wait for every record sent since the last flush; return the sends that failed for the record's sake.
+
+        Raises ``DeliveryError`` when anything else went wrong; the caller must then redo the
+        work (and call ``forget``): the failed sends are kept until then.
+        """
         try:
             self.producer.flush(timeout=timeout_s)
         except Exception as exc:  # KafkaTimeoutError and friends
-            raise DeliveryError(f"producer flush failed: {exc}") from exc
-        futures, self.futures = self.futures, []
-        failed = [f for f in futures if not f.is_done or f.failed()]
-        if failed:
-            first = failed[0].exception if failed[0].is_done else "not completed"
-            raise DeliveryError(f"{len(failed)} of {len(futures)} records not delivered (first: {first})")
+            self.broken = self.broken or exc
+        pending: list[tuple[Any, Any]] = []
+        for future, tag in self.futures:
+            if not future.is_done:
+                pending.append((future, tag))
+            elif future.failed():
+                error = future.exception
+                if isinstance(error, RECORD_ERRORS):
+                    self.failed.append(RecordFailure(tag, error))
+                else:
+                    self.broken = self.broken or error
+                    pending.append((future, tag))
+        self.futures = pending
+        if self.broken is not None or pending:
+            first = self.broken if self.broken is not None else "not completed in time"
+            raise DeliveryError(f"{len(pending)} records not delivered (first: {first})")
+        failed, self.failed = self.failed, []
+        return failed
 
     def forget(self) -> None:
         """Stop tracking records whose work is being redone anyway."""
         self.futures = []
+        self.failed = []
+        self.broken = None
 
     def close(self) -> None:
         self.producer.close(timeout=5)

@@ -60,8 +60,9 @@ class KafkaSource:
     def __init__(
         self, settings: Settings, on_assigned: Assigned, on_revoked: Revoked, consumer: KafkaConsumer | None = None
     ) -> None:
+        self.topics = list(settings.input_topics)
         self.consumer = consumer or KafkaConsumer(**consumer_options(settings))
-        self.consumer.subscribe(topics=settings.input_topics, listener=_Listener(on_assigned, on_revoked))
+        self.consumer.subscribe(topics=self.topics, listener=_Listener(on_assigned, on_revoked))
 
     def poll(self, timeout_ms: int, max_records: int) -> list[Any]:
         """Records from every assigned partition, in offset order per partition."""
@@ -76,6 +77,30 @@ class KafkaSource:
 
     def assignment(self) -> set[TopicPartition]:
         return set(self.consumer.assignment())
+
+    def input_partitions(self) -> frozenset[tuple[str, int]] | None:
+        """Every partition of the input topics, owned by us or not; ``None`` while metadata is unknown."""
+        out: set[tuple[str, int]] = set()
+        for topic in self.topics:
+            partitions = self.consumer.partitions_for_topic(topic)
+            if not partitions:
+                return None
+            out.update((topic, p) for p in partitions)
+        return frozenset(out)
+
+    def caught_up(self, tp: tuple[str, int], next_offset: int) -> bool:
+        """Read up to the log end as the last fetch reported it, and not paused (a paused one is never idle).
+
+        Uses the fetch responses' high-water mark, never ``end_offsets()`` (wrong on some brokers).
+        """
+        partition = TopicPartition(*tp)
+        if partition in self.consumer.paused():
+            return False
+        try:
+            high = self.consumer.highwater(partition)
+        except Exception:  # not assigned any more (a rebalance in flight)
+            return False
+        return high is not None and next_offset >= high
 
     def pause(self) -> None:
         self.consumer.pause(*self.consumer.assignment())

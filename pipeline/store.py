@@ -1,15 +1,18 @@
-"""The store: window totals, offsets, alerts, recent messages, feedback.
+"""The store: window totals, offsets and partition progress, alerts, recent messages, feedback.
 
 SQLite by default (WAL, so readers never block the writer), PostgreSQL by URL, one
-code path (SQLAlchemy Core). ``commit_checkpoint`` is the exactly-once step: window
-deltas, closed windows with their alerts, messages, story hashes and the next
-offsets of the partitions they came from are written in ONE transaction, and the
-offsets are fenced — a daemon whose partitions were taken over by another cannot
-commit stale work.
+code path (SQLAlchemy Core). ``commit_checkpoint`` is the exactly-once step: in ONE
+transaction it locks the group's progress row (so a group's checkpoints never
+interleave), writes the fenced offsets with each partition's event-time progress, adds
+the window deltas (moving to the late columns whatever the watermark already closed),
+stores messages and story hashes, computes the global watermark from the stored
+progress of every input partition, closes the windows it passed (one statement) and
+raises their alerts. A daemon whose partitions were taken over cannot commit stale work.
 """
 
 from __future__ import annotations
 
+import bisect
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -17,18 +20,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, create_engine, event, func, select, update
+from sqlalchemy import Engine, and_, bindparam, create_engine, event, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DataError, DBAPIError, IntegrityError, OperationalError, StatementError
 
 from pipeline import tables as t
 from pipeline.spikes import SpikeRule, Verdict, alert_id, judge
-from pipeline.windows import Counts, WindowKey
+from pipeline.windows import COUNT_FIELDS, Counts, Partition, PartitionProgress, WindowKey, global_watermark
 
 log = logging.getLogger(__name__)
 
-TopicPartition = tuple[str, int]
+TopicPartition = Partition
 
 
 class StoreError(RuntimeError):
@@ -37,6 +40,19 @@ class StoreError(RuntimeError):
 
 class FencedError(RuntimeError):
     """Another daemon committed offsets for one of our partitions: our pending work is stale."""
+
+
+class RecordError(RuntimeError):
+    """A statement failed because of the data it carried (not the connection): some record is unstorable."""
+
+
+def is_record_error(exc: BaseException) -> bool:
+    """True for errors about a row's data (retrying cannot help), false for the connection or the server."""
+    if isinstance(exc, DataError | IntegrityError):
+        return True
+    if isinstance(exc, StatementError) and not isinstance(exc, DBAPIError):
+        return True  # the driver refused to bind a value (e.g. a NUL character for PostgreSQL)
+    return isinstance(exc, ValueError | TypeError | OverflowError | UnicodeError)
 
 
 @dataclass
@@ -84,13 +100,25 @@ class Checkpoint:
     messages: list[dict[str, Any]] = field(default_factory=list)
     stories: dict[str, int] = field(default_factory=dict)  # hash -> first seen (ms)
     story_windows: dict[str, list[WindowKey]] = field(default_factory=dict)  # where each counted as unique
-    close_starts: list[int] = field(default_factory=list)
+    progress: dict[TopicPartition, PartitionProgress] = field(default_factory=dict)  # of partitions in offsets
+    partitions: frozenset[TopicPartition] | None = None  # every input partition; None: close nothing
 
 
 @dataclass
 class CommitResult:
     alerts: list[AlertRecord]
     closed: list[ClosedWindow]
+    watermark_ms: int | None = None  # the group's global watermark after this commit
+    moved_late: int = 0  # on-time counts that reached the store after their window closed
+
+
+@dataclass
+class RecordRows:
+    """What one record adds to the store, for finding the record that a failed commit choked on."""
+
+    message: dict[str, Any] | None
+    deltas: dict[WindowKey, Counts]
+    story: tuple[str, int] | None = None
 
 
 def _insert(conn: Connection, table: Any) -> Any:
@@ -125,16 +153,28 @@ class Store:
     """Typed operations on the store; each public method is one transaction."""
 
     def __init__(
-        self, url: str, *, window_size_ms: int = 60_000, rule: SpikeRule | None = None, history_windows: int = 60
+        self,
+        url: str,
+        *,
+        window_size_ms: int = 60_000,
+        grace_ms: int = 30_000,
+        claim_ttl_ms: int = 5_000,
+        rule: SpikeRule | None = None,
+        history_windows: int = 60,
     ) -> None:
         self.url = url
         self.engine = create_store_engine(url)
         self.window_size_ms = window_size_ms
+        self.grace_ms = grace_ms
+        self.claim_ttl_ms = claim_ttl_ms
         self.rule = rule or SpikeRule()
         self.history_windows = history_windows
 
     def create_schema(self) -> None:
-        t.metadata.create_all(self.engine)
+        """Create the tables, and add the columns a store made by an older release lacks."""
+        added = t.upgrade(self.engine)
+        if added:
+            log.info("store upgraded: added %s", ", ".join(added))
 
     def ping(self) -> bool:
         try:
@@ -149,78 +189,123 @@ class Store:
 
     # ---- start-up reads -------------------------------------------------------------
     def load_offsets(self, group_id: str, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int | None]:
+        return {tp: offset for tp, (offset, _) in self.load_progress(group_id, partitions).items()}
+
+    def load_progress(
+        self, group_id: str, partitions: Iterable[TopicPartition]
+    ) -> dict[TopicPartition, tuple[int | None, int | None]]:
+        """(next offset, event-time progress) per partition; ``(None, None)`` for one never committed."""
         wanted = set(partitions)
+        o = t.offsets.c
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(t.offsets.c.topic, t.offsets.c.partition, t.offsets.c.next_offset).where(
-                    t.offsets.c.group_id == group_id
-                )
+                select(o.topic, o.partition, o.next_offset, o.event_ms).where(o.group_id == group_id)
             ).all()
-        stored = {(r.topic, r.partition): r.next_offset for r in rows}
-        return {tp: stored.get(tp) for tp in wanted}
+        stored = {(r.topic, r.partition): (r.next_offset, r.event_ms) for r in rows}
+        return {tp: stored.get(tp, (None, None)) for tp in wanted}
 
-    def window_starts(self, *, closed: bool, since_ms: int | None = None) -> set[int]:
-        query = select(t.windows.c.window_start).where(t.windows.c.dimension == "all", t.windows.c.closed == closed)
-        if since_ms is not None:
-            query = query.where(t.windows.c.window_start >= t.from_ms(since_ms))
+    def watermark(self, group_id: str) -> int | None:
+        """The group's global watermark as last committed (every window it closed is closed)."""
         with self.engine.connect() as conn:
-            return {t.to_ms(r.window_start) for r in conn.execute(query)}
+            return conn.execute(
+                select(t.progress.c.watermark_ms).where(t.progress.c.group_id == group_id)
+            ).scalar_one_or_none()
 
-    def story_hashes(self) -> dict[str, int]:
-        """Stories remembered for repeat detection (pruned by event time in housekeeping)."""
+    def story_hashes(self, limit: int | None = None) -> dict[str, int]:
+        """Stories remembered for repeat detection, newest first up to ``limit``."""
+        s = t.stories.c
+        query = select(s.story_hash, s.first_seen).order_by(s.first_seen.desc())
+        if limit is not None:
+            query = query.limit(limit)
         with self.engine.connect() as conn:
-            rows = conn.execute(select(t.stories))
-            return {r.story_hash: t.to_ms(r.first_seen) for r in rows}
+            rows = conn.execute(query).all()
+        return {r.story_hash: t.to_ms(r.first_seen) for r in reversed(rows)}
 
     # ---- the exactly-once commit -----------------------------------------------------
     def commit_checkpoint(self, cp: Checkpoint, now: datetime | None = None) -> CommitResult:
-        """Fence offsets, add deltas, store messages and stories, close windows, raise alerts: one transaction."""
+        """Lock, fence offsets, add deltas, store messages and stories, close windows, raise alerts: one transaction.
+
+        Raises ``FencedError`` (stale work), ``RecordError`` (some record's data cannot be stored;
+        nothing was written) or ``SQLAlchemyError`` (the store is unreachable or failing).
+        """
         now = now or datetime.now(UTC)
-        with self.engine.begin() as conn:
-            self._write_offsets(conn, cp, now)
-            self._add_deltas(conn, self._claim_stories(conn, cp))
-            if cp.messages:
-                conn.execute(_insert(conn, t.messages).on_conflict_do_nothing(), cp.messages)
-            alerts: list[AlertRecord] = []
-            closed: list[ClosedWindow] = []
-            for start in sorted(cp.close_starts):
-                new_alerts, new_closed = self._close_window(conn, start, now)
-                alerts.extend(new_alerts)
-                closed.extend(new_closed)
-        return CommitResult(alerts, closed)
+        try:
+            with self.engine.begin() as conn:
+                mark = self._lock_progress(conn, cp.group_id, now)
+                self._write_offsets(conn, cp, now)
+                deltas, moved = self._move_late(self._claim_stories(conn, cp), mark)
+                self._add_deltas(conn, deltas, mark)
+                if cp.messages:
+                    conn.execute(_insert(conn, t.messages).on_conflict_do_nothing(), cp.messages)
+                if cp.partitions is not None:
+                    reached = global_watermark(
+                        self._stored_progress(conn, cp.group_id), cp.partitions, t.to_ms(now), self.claim_ttl_ms
+                    )
+                    if reached is not None and (mark is None or reached > mark):
+                        mark = reached
+                        conn.execute(
+                            update(t.progress).where(t.progress.c.group_id == cp.group_id).values(watermark_ms=mark)
+                        )
+                alerts, closed = self._close_windows(conn, mark, now) if mark is not None else ([], [])
+        except (FencedError, OperationalError):
+            raise
+        except Exception as exc:
+            if is_record_error(exc):
+                raise RecordError(f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}") from exc
+            raise
+        return CommitResult(alerts, closed, mark, moved)
+
+    def _lock_progress(self, conn: Connection, group_id: str, now: datetime) -> int | None:
+        """Lock the group's progress row (creating it the first time) and return its watermark."""
+        p = t.progress.c
+        lock = update(t.progress).where(p.group_id == group_id).values(updated_at=now).returning(p.watermark_ms)
+        row = conn.execute(lock).first()
+        if row is None:
+            conn.execute(
+                _insert(conn, t.progress).on_conflict_do_nothing(),
+                {"group_id": group_id, "watermark_ms": None, "updated_at": now},
+            )
+            row = conn.execute(lock).first()
+        return None if row is None else row.watermark_ms
 
     def _write_offsets(self, conn: Connection, cp: Checkpoint, now: datetime) -> None:
+        o = t.offsets.c
         for (topic, partition), next_offset in sorted(cp.offsets.items()):
             expected = cp.expected.get((topic, partition))
-            if expected == next_offset:
+            progress = cp.progress.get((topic, partition))
+            if expected == next_offset and progress is None:
                 continue
+            values: dict[str, Any] = {"next_offset": next_offset, "updated_at": now}
+            if progress is not None:
+                values.update(event_ms=progress.event_ms, quiet_since_ms=progress.quiet_since_ms)
             if expected is None:
-                result = conn.execute(
-                    _insert(conn, t.offsets).on_conflict_do_nothing().returning(t.offsets.c.partition),
-                    {
-                        "group_id": cp.group_id,
-                        "topic": topic,
-                        "partition": partition,
-                        "next_offset": next_offset,
-                        "updated_at": now,
-                    },
-                )
+                stmt = _insert(conn, t.offsets).on_conflict_do_nothing().returning(o.partition)
+                result = conn.execute(stmt, {"group_id": cp.group_id, "topic": topic, "partition": partition, **values})
             else:
                 result = conn.execute(
                     update(t.offsets)
                     .where(
-                        t.offsets.c.group_id == cp.group_id,
-                        t.offsets.c.topic == topic,
-                        t.offsets.c.partition == partition,
-                        t.offsets.c.next_offset == expected,
+                        o.group_id == cp.group_id,
+                        o.topic == topic,
+                        o.partition == partition,
+                        o.next_offset == expected,
                     )
-                    .values(next_offset=next_offset, updated_at=now)
-                    .returning(t.offsets.c.partition)
+                    .values(**values)
+                    .returning(o.partition)
                 )
             if len(result.all()) != 1:  # rowcount is unreliable for INSERT … ON CONFLICT on some drivers
                 raise FencedError(
                     f"{topic}[{partition}] was committed by another consumer (expected next offset {expected})"
                 )
+
+    def _stored_progress(self, conn: Connection, group_id: str) -> dict[TopicPartition, PartitionProgress]:
+        o = t.offsets.c
+        rows = conn.execute(
+            select(o.topic, o.partition, o.event_ms, o.quiet_since_ms, o.updated_at).where(o.group_id == group_id)
+        )
+        return {
+            (r.topic, r.partition): PartitionProgress(r.event_ms, r.quiet_since_ms, t.to_ms(r.updated_at)) for r in rows
+        }
 
     def _claim_stories(self, conn: Connection, cp: Checkpoint) -> dict[WindowKey, Counts]:
         """Record new stories; one another daemon recorded first is a repeat after all: un-count it as unique."""
@@ -239,11 +324,27 @@ class Store:
         deltas = {k: Counts(**c.__dict__) for k, c in cp.deltas.items()}  # the caller's copy stays intact
         for story in lost:
             for key in cp.story_windows.get(story, ()):
-                if key in deltas:
+                if key in deltas and deltas[key].n_unique > 0:
                     deltas[key].n_unique -= 1
         return deltas
 
-    def _add_deltas(self, conn: Connection, deltas: dict[WindowKey, Counts]) -> None:
+    def _closed_by(self, start_ms: int, mark: int | None) -> bool:
+        return mark is not None and start_ms + self.window_size_ms + self.grace_ms <= mark
+
+    def _move_late(self, deltas: dict[WindowKey, Counts], mark: int | None) -> tuple[dict[WindowKey, Counts], int]:
+        """Counts for windows the watermark already closed go to the late columns: the store decides lateness."""
+        moved = 0
+        out: dict[WindowKey, Counts] = {}
+        for key, counts in deltas.items():
+            if counts.n and self._closed_by(key[2], mark):
+                if key[0] == "all":
+                    moved += counts.n
+                out[key] = counts.as_late()
+            else:
+                out[key] = counts
+        return out, moved
+
+    def _add_deltas(self, conn: Connection, deltas: dict[WindowKey, Counts], mark: int | None) -> None:
         if not deltas:
             return
         size = timedelta(milliseconds=self.window_size_ms)
@@ -256,91 +357,115 @@ class Store:
                     "key": key,
                     "window_start": start,
                     "window_end": start + size,
-                    "n": c.n,
-                    "n_unique": c.n_unique,
-                    "n_negative": c.n_negative,
-                    "n_neutral": c.n_neutral,
-                    "n_positive": c.n_positive,
-                    "sum_p_negative": c.sum_p_negative,
-                    "closed": False,
+                    **{name: getattr(c, name) for name in COUNT_FIELDS},
+                    "closed": self._closed_by(start_ms, mark),
                 }
             )
         stmt = _insert(conn, t.windows)
         stmt = stmt.on_conflict_do_update(
             index_elements=["dimension", "key", "window_start"],
-            set_={
-                name: getattr(t.windows.c, name) + getattr(stmt.excluded, name)
-                for name in ("n", "n_unique", "n_negative", "n_neutral", "n_positive", "sum_p_negative")
-            },
+            set_={name: getattr(t.windows.c, name) + getattr(stmt.excluded, name) for name in COUNT_FIELDS},
         )
         conn.execute(stmt, rows)
 
-    def _close_window(
-        self, conn: Connection, start_ms: int, now: datetime
+    def _close_windows(
+        self, conn: Connection, mark: int, now: datetime
     ) -> tuple[list[AlertRecord], list[ClosedWindow]]:
-        start = t.from_ms(start_ms)
+        """Close every open window the watermark passed (one statement), then judge each for a spike."""
         w = t.windows.c
-        rows = conn.execute(select(t.windows).where(w.window_start == start, w.closed.is_(False))).all()
+        cutoff = t.from_ms(mark - self.window_size_ms - self.grace_ms)
+        rows = conn.execute(
+            update(t.windows)
+            .where(w.closed.is_(False), w.window_start <= cutoff)
+            .values(closed=True)
+            .returning(w.dimension, w.key, w.window_start, w.window_end, w.n, w.n_negative)
+        ).all()
         if not rows:
             return [], []
-        history_from = start - timedelta(milliseconds=self.window_size_ms * self.history_windows)
-        history: dict[tuple[str, str], list[float]] = defaultdict(list)
+        starts = sorted({t.to_ms(r.window_start) for r in rows})
+        span_ms = self.window_size_ms * self.history_windows
+        history: dict[tuple[str, str], list[tuple[int, float]]] = defaultdict(list)
         for h in conn.execute(
-            select(w.dimension, w.key, w.n, w.n_negative)
+            select(w.dimension, w.key, w.window_start, w.n, w.n_negative)
             .where(
-                w.closed.is_(True), w.window_start >= history_from, w.window_start < start, w.n >= self.rule.min_count
+                w.closed.is_(True),
+                w.window_start >= t.from_ms(starts[0] - span_ms),
+                w.window_start < t.from_ms(starts[-1]),
+                w.n >= self.rule.min_count,
             )
             .order_by(w.window_start)
         ):
-            history[(h.dimension, h.key)].append(h.n_negative / h.n)
-        cooldown_from = start - timedelta(seconds=self.rule.cooldown_s)
+            history[(h.dimension, h.key)].append((t.to_ms(h.window_start), h.n_negative / h.n))
         a = t.alerts.c
-        cooling = {
-            (r.dimension, r.key)
-            for r in conn.execute(
-                select(a.dimension, a.key).where(a.window_start >= cooldown_from, a.window_start < start)
+        cooldown_ms = self.rule.cooldown_s * 1000
+        recent: dict[tuple[str, str], list[int]] = defaultdict(list)
+        for r in conn.execute(
+            select(a.dimension, a.key, a.window_start).where(
+                a.window_start >= t.from_ms(starts[0] - cooldown_ms), a.window_start < t.from_ms(starts[-1])
             )
-        }
+        ):
+            recent[(r.dimension, r.key)].append(t.to_ms(r.window_start))
         alerts: list[AlertRecord] = []
         closed: list[ClosedWindow] = []
-        for row in rows:
-            verdict = judge(
-                row.n,
-                row.n_negative,
-                history[(row.dimension, row.key)],
-                self.rule,
-                in_cooldown=(row.dimension, row.key) in cooling,
+        judged: list[dict[str, Any]] = []
+        for row in sorted(rows, key=lambda r: (t.to_ms(r.window_start), r.dimension, r.key)):
+            start_ms = t.to_ms(row.window_start)
+            past = history[(row.dimension, row.key)]
+            lo = bisect.bisect_left(past, (start_ms - span_ms, float("-inf")))
+            hi = bisect.bisect_left(past, (start_ms, float("-inf")))
+            cooling = any(start_ms - cooldown_ms <= s < start_ms for s in recent[(row.dimension, row.key)])
+            verdict = judge(row.n, row.n_negative, [r for _, r in past[lo:hi]], self.rule, in_cooldown=cooling)
+            closed.append(
+                ClosedWindow(row.dimension, row.key, t.as_utc(row.window_start), row.n, verdict.ratio, verdict)
             )
-            closed.append(ClosedWindow(row.dimension, row.key, start, row.n, verdict.ratio, verdict))
-            conn.execute(
-                update(t.windows)
-                .where(w.dimension == row.dimension, w.key == row.key, w.window_start == start)
-                .values(closed=True, baseline=verdict.baseline.mean, threshold=verdict.baseline.threshold)
+            judged.append(
+                {
+                    "b_dimension": row.dimension,
+                    "b_key": row.key,
+                    "b_start": row.window_start,
+                    "b_baseline": verdict.baseline.mean,
+                    "b_threshold": verdict.baseline.threshold,
+                }
             )
             if verdict.is_spike and verdict.severity is not None:
-                record = AlertRecord(
-                    id=alert_id(row.dimension, row.key, start_ms),
-                    dimension=row.dimension,
-                    key=row.key,
-                    window_start=start,
-                    window_end=t.as_utc(row.window_end),
-                    negative_ratio=verdict.ratio,
-                    baseline=verdict.baseline.mean,
-                    threshold=verdict.baseline.threshold,
-                    score=verdict.score,
-                    n=row.n,
-                    n_negative=row.n_negative,
-                    severity=verdict.severity,
-                    example_ids=self._examples(conn, row.dimension, row.key, start, t.as_utc(row.window_end)),
-                    created_at=now,
-                )
+                record = self._alert(conn, row, start_ms, verdict, now)
                 inserted = conn.execute(
                     _insert(conn, t.alerts).on_conflict_do_nothing().returning(t.alerts.c.id),
                     {**record.__dict__, "published": False},
                 )
                 if inserted.all():
                     alerts.append(record)
+                    recent[(row.dimension, row.key)].append(start_ms)
+        conn.execute(
+            update(t.windows)
+            .where(
+                w.dimension == bindparam("b_dimension"),
+                w.key == bindparam("b_key"),
+                w.window_start == bindparam("b_start"),
+            )
+            .values(baseline=bindparam("b_baseline"), threshold=bindparam("b_threshold")),
+            judged,
+        )
         return alerts, closed
+
+    def _alert(self, conn: Connection, row: Any, start_ms: int, verdict: Verdict, now: datetime) -> AlertRecord:
+        start, end = t.as_utc(row.window_start), t.as_utc(row.window_end)
+        return AlertRecord(
+            id=alert_id(row.dimension, row.key, start_ms),
+            dimension=row.dimension,
+            key=row.key,
+            window_start=start,
+            window_end=end,
+            negative_ratio=verdict.ratio,
+            baseline=verdict.baseline.mean,
+            threshold=verdict.baseline.threshold,
+            score=verdict.score,
+            n=row.n,
+            n_negative=row.n_negative,
+            severity=verdict.severity or "warning",
+            example_ids=self._examples(conn, row.dimension, row.key, start, end),
+            created_at=now,
+        )
 
     def _examples(
         self, conn: Connection, dimension: str, key: str, start: datetime, end: datetime, limit: int = 5
@@ -354,6 +479,32 @@ class Store:
         elif dimension == "source":
             query = query.where(m.source == key)
         return [r.id for r in conn.execute(query.order_by(m.p_negative.desc(), m.id).limit(limit))]
+
+    # ---- finding the record a failed commit choked on ------------------------------------
+    def unstorable(self, records: Sequence[RecordRows]) -> list[int]:
+        """Indices of the records whose rows the store refuses; each is tried alone and rolled back."""
+        bad: list[int] = []
+        with self.engine.connect() as conn:
+            for i, rec in enumerate(records):
+                trans = conn.begin()
+                try:
+                    if rec.message is not None:
+                        conn.execute(_insert(conn, t.messages).on_conflict_do_nothing(), [rec.message])
+                    if rec.story is not None:
+                        conn.execute(
+                            _insert(conn, t.stories).on_conflict_do_nothing(),
+                            [{"story_hash": rec.story[0], "first_seen": t.from_ms(rec.story[1])}],
+                        )
+                    self._add_deltas(conn, rec.deltas, None)
+                except OperationalError:
+                    raise
+                except Exception as exc:
+                    if not is_record_error(exc):
+                        raise
+                    bad.append(i)
+                finally:
+                    trans.rollback()
+        return bad
 
     # ---- alert outbox ------------------------------------------------------------------
     def unpublished_alerts(self) -> list[AlertRecord]:
@@ -374,10 +525,16 @@ class Store:
                 conn.execute(update(t.alerts).where(t.alerts.c.id.in_(list(ids))).values(published=True))
 
     # ---- housekeeping ------------------------------------------------------------------
-    def prune(self, messages_before: datetime, stories_before: datetime) -> None:
+    def prune(
+        self, messages_before: datetime, stories_before: datetime, windows_before: datetime | None = None
+    ) -> None:
+        """Drop messages scored, stories first seen and closed windows started before the given times."""
         with self.engine.begin() as conn:
             conn.execute(t.messages.delete().where(t.messages.c.scored_at < messages_before))
             conn.execute(t.stories.delete().where(t.stories.c.first_seen < stories_before))
+            if windows_before is not None:
+                w = t.windows.c
+                conn.execute(t.windows.delete().where(w.closed.is_(True), w.window_start < windows_before))
 
     # ---- reads for tests, the demo summary and the dashboard --------------------------------
     def window_totals(self, dimension: str = "all") -> dict[tuple[str, int], dict[str, float]]:
@@ -391,6 +548,8 @@ class Store:
                 "n_negative": r.n_negative,
                 "n_neutral": r.n_neutral,
                 "n_positive": r.n_positive,
+                "n_late": r.n_late,
+                "n_late_negative": r.n_late_negative,
             }
             for r in rows
         }

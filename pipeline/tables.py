@@ -14,6 +14,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Engine,
     Float,
     Index,
     Integer,
@@ -22,6 +23,8 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    inspect,
+    text,
 )
 
 metadata = MetaData()
@@ -39,6 +42,8 @@ windows = Table(
     Column("n_neutral", Integer, nullable=False, default=0),
     Column("n_positive", Integer, nullable=False, default=0),
     Column("sum_p_negative", Float, nullable=False, default=0.0),
+    Column("n_late", Integer, nullable=False, default=0, server_default="0"),
+    Column("n_late_negative", Integer, nullable=False, default=0, server_default="0"),
     Column("closed", Boolean, nullable=False, default=False),
     Column("baseline", Float, nullable=True),
     Column("threshold", Float, nullable=True),
@@ -75,6 +80,22 @@ offsets = Table(
     Column("topic", String(255), primary_key=True),
     Column("partition", Integer, primary_key=True),
     Column("next_offset", BigInteger, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    # the partition's event-time progress: newest event time read before next_offset (ms, capped at the wall clock)
+    Column("event_ms", BigInteger, nullable=True),
+    # while the owner claims the partition idle (caught up with its log end and quiet): quiet since (wall, ms);
+    # the claim is trusted while updated_at is recent
+    Column("quiet_since_ms", BigInteger, nullable=True),
+)
+
+# One row per consumer group: the global watermark every checkpoint of the group has reached.
+# Every checkpoint locks this row first, so a group's checkpoints are serialised and a window
+# is never closed while another daemon is adding on-time counts to it.
+progress = Table(
+    "progress",
+    metadata,
+    Column("group_id", String(255), primary_key=True),
+    Column("watermark_ms", BigInteger, nullable=True),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
@@ -122,6 +143,33 @@ stories = Table(
     Column("story_hash", String(40), primary_key=True),
     Column("first_seen", DateTime(timezone=True), nullable=False),
 )
+
+
+# Columns added after the first release: ``upgrade`` adds them to a store created before.
+ADDED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "windows": ("n_late", "n_late_negative"),
+    "offsets": ("event_ms", "quiet_since_ms"),
+}
+
+
+def upgrade(engine: Engine) -> list[str]:
+    """Create missing tables and add missing columns; returns what was added (``table.column``)."""
+    metadata.create_all(engine)
+    added: list[str] = []
+    inspector = inspect(engine)
+    with engine.begin() as conn:
+        for table_name, names in ADDED_COLUMNS.items():
+            have = {c["name"] for c in inspector.get_columns(table_name)}
+            for name in names:
+                if name in have:
+                    continue
+                column = metadata.tables[table_name].c[name]
+                ddl_type = column.type.compile(dialect=engine.dialect)
+                default = f" DEFAULT {column.server_default.arg}" if column.server_default is not None else ""  # type: ignore[attr-defined]
+                null = "" if column.nullable else " NOT NULL"
+                conn.execute(text(f'ALTER TABLE {table_name} ADD COLUMN "{name}" {ddl_type}{default}{null}'))
+                added.append(f"{table_name}.{name}")
+    return added
 
 
 def as_utc(value: datetime) -> datetime:

@@ -119,19 +119,19 @@ def daemon_env(**overrides: Any) -> dict[str, str]:
 def subprocess_env(
     bootstrap: str, name: str, topic: str, store_url: str, model_dir: Path, **overrides: Any
 ) -> dict[str, str]:
-    """``daemon_env`` for a test's own group and output topics, with nothing late (grace of an hour)."""
-    return daemon_env(
-        kafka_bootstrap=bootstrap,
-        input_topics=topic,
-        group_id=f"{name}-group",
-        store_url=store_url,
-        model_dir=model_dir,
-        grace_s=3600,
-        scored_topic=f"{name}.scored",
-        alerts_topic=f"{name}.alerts",
-        dlq_topic=f"{name}.dlq",
-        **overrides,
-    )
+    """``daemon_env`` for a test's own group and output topics; nothing late (grace of an hour) unless overridden."""
+    values: dict[str, Any] = {
+        "kafka_bootstrap": bootstrap,
+        "input_topics": topic,
+        "group_id": f"{name}-group",
+        "store_url": store_url,
+        "model_dir": model_dir,
+        "grace_s": 3600,
+        "scored_topic": f"{name}.scored",
+        "alerts_topic": f"{name}.alerts",
+        "dlq_topic": f"{name}.dlq",
+    }
+    return daemon_env(**{**values, **overrides})
 
 
 def terminate(proc: subprocess.Popen[bytes], timeout_s: float = 15) -> int:
@@ -192,3 +192,15 @@ def news_stream(n: int, base_ms: int, step_ms: int, seed: int = 0, prefix: str =
             }
         )
     return out
+
+
+def closed_window_starts(store: Any) -> set[int]:
+    """Starts (ms) of the closed windows of the ``all`` dimension."""
+    from sqlalchemy import select
+
+    from pipeline import tables
+
+    w = tables.windows.c
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(w.window_start).where(w.dimension == "all", w.closed.is_(True)))
+        return {tables.to_ms(r.window_start) for r in rows}

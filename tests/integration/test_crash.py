@@ -47,7 +47,7 @@ def test_sigkill_loses_nothing_and_counts_nothing_twice(
 
     # the undisturbed run
     ref_settings = daemon_settings(
-        broker.bootstrap, f"{unique}-ref", tmp_path / "ref", model_dir, input_topics=[topic], batch_size=1
+        broker.bootstrap, f"{unique}-ref", tmp_path / "ref", model_dir, input_topics=[topic], batch_size=1, grace_s=5
     )
     (tmp_path / "ref").mkdir()
     with running_daemon(ref_settings) as ref:
@@ -56,7 +56,7 @@ def test_sigkill_loses_nothing_and_counts_nothing_twice(
 
     # the disturbed run: killed at random moments, restarted each time
     store_url = f"sqlite:///{tmp_path / 'crash.db'}"
-    env = subprocess_env(broker.bootstrap, f"{unique}-crash", topic, store_url, model_dir, batch_size=1)
+    env = subprocess_env(broker.bootstrap, f"{unique}-crash", topic, store_url, model_dir, batch_size=1, grace_s=5)
     store = Store(store_url)
     rng = random.Random(11)
     log = tmp_path / "daemon.log"
@@ -84,6 +84,7 @@ def test_sigkill_loses_nothing_and_counts_nothing_twice(
     assert code == 0, log.read_text()[-3000:]
     for dim, totals in expected.items():
         got = store.window_totals(dim)
+        assert all(row["n_late"] == 0 for row in got.values()), f"events counted late in dimension {dim}"
         assert without_unique(got) == without_unique(totals), f"dimension {dim} differs after {kills} kills"
         assert sum(v["n_unique"] for v in got.values()) == sum(v["n_unique"] for v in totals.values())
     store.close()

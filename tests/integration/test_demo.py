@@ -11,6 +11,7 @@ import pytest
 
 from pipeline.store import Store
 from pipeline.tables import as_utc, from_ms
+from tests.helpers import closed_window_starts
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -46,7 +47,7 @@ def test_demo_runs_scores_rejects_and_alerts_on_the_spike(tmp_path: Path) -> Non
     try:
         scored = store.count("messages")
         alerts = store.all_alerts()
-        starts = [from_ms(ms) for ms in store.window_starts(closed=True)]
+        starts = [from_ms(ms) for ms in closed_window_starts(store)]
     finally:
         store.close()
     assert scored >= 2500, f"only {scored} messages scored"

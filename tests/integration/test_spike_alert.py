@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.broker import EmbeddedBroker
 from pipeline.spikes import alert_id
-from tests.helpers import as_json, produce, read_topic, wait_until
+from tests.helpers import as_json, closed_window_starts, produce, read_topic, wait_until
 from tests.integration.daemon_harness import daemon_settings, running_daemon
 
 pytestmark = pytest.mark.integration
@@ -70,7 +70,7 @@ def test_scripted_spike_raises_exactly_one_alert(
     messages = stream()
     produce(broker.bootstrap, settings.input_topics[0], as_json(messages))
     with running_daemon(settings) as daemon:
-        wait_until(lambda: len(daemon.store.window_starts(closed=True)) >= 10, 90, "ten windows to close", 0.2)
+        wait_until(lambda: len(closed_window_starts(daemon.store)) >= 10, 90, "ten windows to close", 0.2)
         registry = daemon.metrics.registry
         wait_until(
             lambda: read_topic(broker.bootstrap, settings.alerts_topic, 1, timeout_s=5),

@@ -6,15 +6,16 @@ from hypothesis import strategies as st
 
 from pipeline.windows import (
     Counts,
-    Progress,
-    WindowTracker,
-    combined_watermark,
+    PartitionProgress,
     dimension_keys,
+    global_watermark,
     is_window_closed,
     window_start,
 )
 
 MIN = 60_000
+TTL = 5_000
+P0, P1, P2 = ("t", 0), ("t", 1), ("t", 2)
 
 
 @pytest.mark.parametrize(
@@ -40,33 +41,60 @@ def test_is_window_closed(start: int, grace: int, mark: int | None, closed: bool
     assert is_window_closed(start, MIN, grace, mark) is closed
 
 
+NOW = 1_000_000_000
+FRESH = NOW - 1_000  # an idle claim renewed a second ago
+STALE = NOW - TTL - 1
+
+
+def idle(event_ms: int | None, quiet_since: int, renewed: int = FRESH) -> PartitionProgress:
+    return PartitionProgress(event_ms, quiet_since, renewed)
+
+
 @pytest.mark.parametrize(
-    ("progress", "now", "expected"),
+    ("stored", "expected", "why"),
     [
-        ([], 5, None),
-        ([(None, 0)], 5_000, None),  # assigned, nothing read yet, not idle: hold back
-        ([(1000, 10_000)], 10_000, 1000),
-        ([(1000, 10_000), (5000, 10_000)], 10_000, 1000),  # the slowest active partition decides
-        ([(1000, 0), (5000, 10_000)], 11_000, 5000),  # partition 1 idle for 11 s: it no longer holds back
-        ([(None, 0), (5000, 10_000)], 11_000, 5000),  # an empty partition stops holding back once idle
-        ([(1000, 10_000), (5000, 10_000)], 25_000, 20_000),  # all idle: newest + wall time since last record
+        ({}, None, "nothing stored: nobody has read any partition yet"),
+        ({P0: PartitionProgress(5_000), P1: PartitionProgress(9_000)}, None, "partition 2 never committed holds back"),
+        (
+            {P0: PartitionProgress(5_000), P1: PartitionProgress(9_000), P2: PartitionProgress(7_000)},
+            5_000,
+            "the slowest partition decides, owned by us or not",
+        ),
+        (
+            {P0: idle(5_000, NOW - 10_000), P1: PartitionProgress(90_000), P2: PartitionProgress(70_000)},
+            15_000,
+            "an idle partition moves on with the wall clock from its newest event",
+        ),
+        (
+            {P0: idle(5_000, NOW - 900_000, STALE), P1: PartitionProgress(9_000), P2: PartitionProgress(7_000)},
+            5_000,
+            "an idle claim its owner stopped renewing is not trusted (dead, stuck or paused owner)",
+        ),
+        (
+            {P0: PartitionProgress(None), P1: PartitionProgress(9_000), P2: PartitionProgress(7_000)},
+            None,
+            "a partition committed without any event time and not idle holds back",
+        ),
+        (
+            {P0: idle(None, NOW - 20_000), P1: idle(None, NOW), P2: idle(NOW - 1_000, NOW - 1_000)},
+            NOW,
+            "all caught up and quiet on a live stream: windows close on the wall clock",
+        ),
+        (
+            {P0: PartitionProgress(NOW + 72_000_000), P1: PartitionProgress(NOW + 500), P2: idle(None, NOW)},
+            NOW,
+            "no event time moves progress past the wall clock",
+        ),
     ],
 )
-def test_combined_watermark(progress: list[tuple[int | None, int]], now: int, expected: int | None) -> None:
-    assert combined_watermark([Progress(m, seen) for m, seen in progress], now, idle_ms=10_000) == expected
+def test_global_watermark(stored: dict, expected: int | None, why: str) -> None:  # type: ignore[type-arg]
+    assert global_watermark(stored, [P0, P1, P2], NOW, TTL) == expected, why
 
 
-def test_a_partition_read_ahead_does_not_close_windows_of_the_others() -> None:
-    tracker = WindowTracker(size_ms=MIN, grace_ms=0, idle_ms=10_000)
-    tracker.assign([("t", 0), ("t", 1)], now_wall_ms=0)
-    keys = [("all", "all")]
-    for minute in range(10):  # partition 0 delivers ten minutes of backlog at once
-        assert tracker.add(minute * MIN, 100, keys, "neutral", 0.0, True, partition=("t", 0))
-    assert tracker.due(100) == [], "partition 1 has given nothing yet"
-    assert tracker.add(5_000, 200, keys, "negative", 1.0, True, partition=("t", 1)), "not late"
-    assert tracker.due(200) == []
-    assert tracker.add(3 * MIN, 300, keys, "neutral", 0.0, True, partition=("t", 1))
-    assert tracker.due(300) == [0, MIN, 2 * MIN]
+def test_global_watermark_ignores_partitions_that_are_not_inputs() -> None:
+    stored = {P0: PartitionProgress(5_000), ("old-topic", 0): PartitionProgress(1)}
+    assert global_watermark(stored, [P0], NOW, TTL) == 5_000
+    assert global_watermark(stored, [], NOW, TTL) is None, "no input partitions known: close nothing"
 
 
 def test_dimension_keys() -> None:
@@ -80,30 +108,32 @@ def test_dimension_keys() -> None:
     assert list(dimension_keys("Macro", [], None)) == [("all", "all"), ("topic", "Macro")]
 
 
-def test_tracker_late_events_and_closing() -> None:
-    tracker = WindowTracker(size_ms=MIN, grace_ms=10_000)
-    keys = [("all", "all")]
-    assert tracker.add(5_000, 1_000_000, keys, "negative", 0.9, True)
-    assert tracker.add(65_000, 1_000_000, keys, "neutral", 0.1, True)
-    assert tracker.due(1_000_000) == []
-    assert tracker.add(71_000, 1_000_000, keys, "positive", 0.0, False)  # watermark 71s closes window 0
-    assert tracker.due(1_000_000) == [0]
-    tracker.mark_closed([0])
-    assert not tracker.add(30_000, 1_000_000, keys, "negative", 1.0, True), "late for a closed window"
-    assert tracker.deltas[("all", "all", 60_000)] == Counts(2, 1, 0, 1, 1, 0.1)
-    # quiet stream: 60 s of wall clock later the watermark has moved on and window 60s closes too
-    assert tracker.due(1_060_000) == [60_000]
+def test_late_counts_go_to_their_own_columns() -> None:
+    c = Counts()
+    c.add("negative", 0.9, True)
+    c.add("neutral", 0.1, False)
+    c.add("negative", 0.8, True, late=True)
+    c.add("positive", 0.0, True, late=True)
+    assert c == Counts(n=2, n_unique=1, n_negative=1, n_neutral=1, sum_p_negative=1.0, n_late=2, n_late_negative=1)
+    assert c.as_late() == Counts(n_late=4, n_late_negative=2)
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 10 * MIN), st.sampled_from(["negative", "neutral", "positive"])), max_size=80))
-def test_totals_conserved_and_each_event_in_one_window(events: list[tuple[int, str]]) -> None:
-    tracker = WindowTracker(size_ms=MIN, grace_ms=100 * MIN)  # nothing is late
-    for ts, sentiment in events:
-        assert tracker.add(ts, 0, [("all", "all"), ("topic", "t")], sentiment, 0.5, True)
-    for dim in ("all", "topic"):
-        counts = [c for (d, _, _), c in tracker.deltas.items() if d == dim]
-        assert sum(c.n for c in counts) == len(events)
-        assert sum(c.n_negative + c.n_neutral + c.n_positive for c in counts) == len(events)
-    for (_, _, start), c in tracker.deltas.items():
-        assert c.n == sum(1 for ts, _ in events if start <= ts < start + MIN)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 10 * MIN), st.sampled_from(["negative", "neutral", "positive"]), st.booleans()),
+        max_size=80,
+    )
+)
+def test_every_event_counted_once_on_time_or_late(events: list[tuple[int, str, bool]]) -> None:
+    windows: dict[int, Counts] = {}
+    for ts, sentiment, late in events:
+        windows.setdefault(window_start(ts, MIN), Counts()).add(sentiment, 0.5, True, late)
+    assert sum(c.n + c.n_late for c in windows.values()) == len(events)
+    assert sum(c.n_negative + c.n_neutral + c.n_positive for c in windows.values()) == sum(
+        1 for e in events if not e[2]
+    )
+    merged = Counts()
+    for c in windows.values():
+        merged.merge(c)
+    assert merged.n_late_negative == sum(1 for _, s, late in events if late and s == "negative")

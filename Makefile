@@ -28,10 +28,11 @@ test: venv lint ## Lint, then every test (unit, integration with the real broker
 test-unit: venv ## Fast unit tests only
 	$(PY) -m pytest tests/unit
 
-lint: venv ## ruff lint and format check, mypy
+lint: venv ## ruff lint and format check, mypy, the import walls between rooms (.importlinter)
 	$(VENV)/bin/ruff check pipeline models dashboard tests benchmarks
 	$(VENV)/bin/ruff format --check pipeline models dashboard tests benchmarks
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 train: venv ## Fine-tune the model (about an hour on 2 CPU cores; DATA_DIR=… to point at the data)
 	$(VENV)/bin/finsent train --data-dir $(DATA_DIR) --epochs 5 --threads 2 -o runs/train

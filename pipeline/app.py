@@ -1,4 +1,9 @@
-"""Wiring: one place builds the daemon from settings; ``run_daemon`` runs it under signals."""
+"""Wiring: the one place that builds the daemon's components, and closes them.
+
+``run_daemon`` builds metrics, scorer, store, sink and source in the order the daemon
+needs them (the store first, waited for; Kafka after), runs the loop under signal
+handlers, and closes everything it opened with one ``ExitStack``.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry
+from sqlalchemy.exc import SQLAlchemyError
 
+from pipeline.alerts import SpikeDetector
 from pipeline.config import Settings
 from pipeline.daemon import Clock, Daemon
 from pipeline.http import HealthServer
@@ -21,6 +28,7 @@ from pipeline.sinks import KafkaSink
 from pipeline.source import KafkaSource
 from pipeline.spikes import SpikeRule
 from pipeline.store import Store
+from pipeline.upkeep import Upkeep
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +45,24 @@ def spike_rule(settings: Settings) -> SpikeRule:
     )
 
 
+def build_store(settings: Settings) -> Store:
+    detector = SpikeDetector(spike_rule(settings), settings.window_size_ms, settings.spike_history_windows)
+    return Store(
+        settings.store_url.get_secret_value(),
+        window_size_ms=settings.window_size_ms,
+        grace_ms=settings.grace_ms,
+        claim_ttl_ms=settings.idle_claim_ttl_ms,
+        detector=detector,
+    )
+
+
 def build_daemon(
     settings: Settings, *, registry: CollectorRegistry, clock: Clock = time.time, scorer: Scorer | None = None
 ) -> Daemon:
-    """Model, store, metrics, sinks and source, wired. Raises ``ModelError`` / ``StoreError`` early."""
+    """Model, store and metrics, wired into a daemon. Raises ``ModelError`` / ``StoreError`` early.
+
+    Kafka is not touched here: ``connect`` builds the sink and source once the store is reachable.
+    """
     metrics = PipelineMetrics(registry)
     watcher = None
     if scorer is None:
@@ -48,24 +70,14 @@ def build_daemon(
         scorer = OnnxScorer(settings.model_dir, **options)
         watcher = ModelWatcher(settings.model_dir, scorer.version, settings.reload_check_s, **options)
     metrics.model_info.info({"version": scorer.version, "precision": scorer.precision, "provider": scorer.provider})
-    store = Store(
-        settings.store_url.get_secret_value(),
-        window_size_ms=settings.window_size_ms,
-        grace_ms=settings.grace_ms,
-        claim_ttl_ms=settings.idle_claim_ttl_ms,
-        rule=spike_rule(settings),
-        history_windows=settings.spike_history_windows,
-    )
-    return Daemon(
-        settings,
-        metrics=metrics,
-        store=store,
-        scorer=scorer,
-        watcher=watcher,
-        clock=clock,
-        sink=lambda: KafkaSink(settings),
-        source=lambda d: KafkaSource(settings, d.on_assigned, d.on_revoked),
-    )
+    store = build_store(settings)
+    upkeep = Upkeep(settings, metrics, store, watcher)
+    return Daemon(settings, metrics=metrics, store=store, scorer=scorer, upkeep=upkeep, clock=clock)
+
+
+def connect(settings: Settings) -> tuple[KafkaSink, KafkaSource]:
+    """The Kafka side: one producer for every output topic, one consumer group member."""
+    return KafkaSink(settings), KafkaSource(settings)
 
 
 EARLY_STOP = threading.Event()
@@ -103,17 +115,23 @@ def run_daemon(settings: Settings, *, registry: CollectorRegistry | None = None)
     daemon = build_daemon(settings, registry=registry)
     log.info("starting with settings %s", settings.describe())
     with contextlib.ExitStack() as stack:
+        stack.callback(daemon.store.close)
         stack.enter_context(stop_on_signals(daemon))
         server = HealthServer(
             settings.metrics_host, settings.metrics_port, registry, daemon.readiness, daemon.liveness
         ).start()
         stack.callback(server.close)
         log.info("metrics on http://%s:%d/metrics", settings.metrics_host, server.port)
-        stack.callback(daemon.store.close)
-        daemon.start()
-        if daemon.sink is not None:
-            stack.callback(daemon.sink.close)
-        if daemon.src is not None:
-            stack.callback(daemon.src.close)
+        try:
+            daemon.with_store_retry("reach the store", daemon.store.create_schema)
+        except SQLAlchemyError:
+            if daemon.stopping:  # asked to stop while still waiting for the store: nothing to commit
+                log.info("stopped before the store was reachable")
+                return
+            raise
+        sink, source = connect(settings)
+        stack.callback(sink.close)
+        stack.callback(source.close)
+        daemon.start(sink, source)
         daemon.run()
     log.info("stopped cleanly")

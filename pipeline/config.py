@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from models.card import SHIPPED_MODEL_DIR
+from pipeline.engine import mask_url
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
@@ -168,16 +169,6 @@ class Settings(BaseSettings):
         if self.sasl_password:
             shown["sasl_password"] = "**********"
         return shown
-
-
-def mask_url(url: str) -> str:
-    """Hide the password of a database URL."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<unparseable URL>"
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
+from pipeline.alerts import AlertRecord, ClosedWindow
 from pipeline.schema import REASONS
 
 
@@ -88,3 +92,23 @@ class PipelineMetrics:
         self.last_commit = Gauge(
             "finsent_last_commit_timestamp_seconds", "When the last checkpoint was committed.", registry=registry
         )
+
+    def observe_closed(
+        self, closed: Iterable[ClosedWindow], alerts: Iterable[AlertRecord], watchlist: frozenset[str]
+    ) -> None:
+        """Closed windows and new alerts of one commit; ratio gauges only for bounded keys (topics, watchlist)."""
+        for w in closed:
+            if w.dimension == "all":
+                self.windows_closed.inc()
+            if w.dimension in ("all", "topic") or (w.dimension == "ticker" and w.key in watchlist):
+                self.window_ratio.labels(dimension=w.dimension, key=w.key).set(w.negative_ratio)
+                if w.verdict is not None:
+                    self.window_baseline.labels(dimension=w.dimension, key=w.key).set(w.verdict.baseline.threshold)
+        for alert in alerts:
+            self.alerts.labels(dimension=alert.dimension, severity=alert.severity).inc()
+
+    def forget_partitions(self, partitions: Iterable[tuple[str, int]]) -> None:
+        """Drop the lag gauges of partitions this daemon no longer owns."""
+        for topic, partition in partitions:
+            with contextlib.suppress(KeyError):
+                self.lag.remove(topic, str(partition))

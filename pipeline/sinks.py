@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from kafka import KafkaProducer
@@ -78,10 +77,6 @@ def producer_options(settings: Settings) -> dict[str, Any]:
 def max_output_bytes(settings: Settings) -> int:
     """The largest value we produce: an input at the byte limit plus room for the fields we add."""
     return settings.max_message_bytes + (1 << 20)
-
-
-def iso_ms(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def encode_json(payload: dict[str, Any]) -> bytes:

@@ -57,11 +57,12 @@ def consumer_options(settings: Settings) -> dict[str, Any]:
 class KafkaSource:
     """Subscribe, poll, seek, pause, and report lag."""
 
-    def __init__(
-        self, settings: Settings, on_assigned: Assigned, on_revoked: Revoked, consumer: KafkaConsumer | None = None
-    ) -> None:
+    def __init__(self, settings: Settings, consumer: KafkaConsumer | None = None) -> None:
         self.topics = list(settings.input_topics)
         self.consumer = consumer or KafkaConsumer(**consumer_options(settings))
+
+    def subscribe(self, on_assigned: Assigned, on_revoked: Revoked) -> None:
+        """Join the group; the callbacks run inside ``poll`` when partitions move."""
         self.consumer.subscribe(topics=self.topics, listener=_Listener(on_assigned, on_revoked))
 
     def poll(self, timeout_ms: int, max_records: int) -> list[Any]:

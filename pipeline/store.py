@@ -12,30 +12,26 @@ raises their alerts. A daemon whose partitions were taken over cannot commit sta
 
 from __future__ import annotations
 
-import bisect
 import logging
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, bindparam, create_engine, event, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import and_, select, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import ArgumentError, DataError, DBAPIError, IntegrityError, OperationalError, StatementError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError, StatementError
 
 from pipeline import tables as t
-from pipeline.spikes import SpikeRule, Verdict, alert_id, judge
+from pipeline.alerts import AlertRecord, ClosedWindow, SpikeDetector
+from pipeline.closing import close_windows
+from pipeline.engine import create_store_engine
+from pipeline.spikes import SpikeRule
 from pipeline.windows import COUNT_FIELDS, Counts, Partition, PartitionProgress, WindowKey, global_watermark
 
 log = logging.getLogger(__name__)
 
 TopicPartition = Partition
-
-
-class StoreError(RuntimeError):
-    """The store URL is unusable (bad scheme, missing driver)."""
 
 
 class FencedError(RuntimeError):
@@ -53,40 +49,6 @@ def is_record_error(exc: BaseException) -> bool:
     if isinstance(exc, StatementError) and not isinstance(exc, DBAPIError):
         return True  # the driver refused to bind a value (e.g. a NUL character for PostgreSQL)
     return isinstance(exc, ValueError | TypeError | OverflowError | UnicodeError)
-
-
-@dataclass
-class AlertRecord:
-    id: str
-    dimension: str
-    key: str
-    window_start: datetime
-    window_end: datetime
-    negative_ratio: float
-    baseline: float
-    threshold: float
-    score: float
-    n: int
-    n_negative: int
-    severity: str
-    example_ids: list[str]
-    created_at: datetime
-
-    def to_json(self) -> dict[str, Any]:
-        out = dict(self.__dict__)
-        for name in ("window_start", "window_end", "created_at"):
-            out[name] = t.as_utc(out[name]).isoformat().replace("+00:00", "Z")
-        return out
-
-
-@dataclass
-class ClosedWindow:
-    dimension: str
-    key: str
-    window_start: datetime
-    n: int
-    negative_ratio: float
-    verdict: Verdict | None = None
 
 
 @dataclass
@@ -121,34 +83,6 @@ class RecordRows:
     story: tuple[str, int] | None = None
 
 
-def _insert(conn: Connection, table: Any) -> Any:
-    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
-
-
-def create_store_engine(url: str) -> Engine:
-    """An engine for a SQLite or PostgreSQL URL; SQLite gets WAL and a busy timeout."""
-    for plain in ("postgresql://", "postgres://"):  # psycopg 3 is the driver we ship
-        if url.startswith(plain):
-            url = "postgresql+psycopg://" + url[len(plain) :]
-    try:
-        engine = create_engine(url, pool_pre_ping=True, future=True)
-    except (ArgumentError, ImportError) as exc:
-        raise StoreError(f"store URL is not usable ({exc}); use sqlite:///PATH or postgresql://USER@HOST/DB") from exc
-    if engine.dialect.name not in ("sqlite", "postgresql"):
-        raise StoreError(f"store must be SQLite or PostgreSQL (got: {engine.dialect.name})")
-    if engine.dialect.name == "sqlite":
-
-        @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA busy_timeout=10000")
-            cur.close()
-
-    return engine
-
-
 class Store:
     """Typed operations on the store; each public method is one transaction."""
 
@@ -159,16 +93,14 @@ class Store:
         window_size_ms: int = 60_000,
         grace_ms: int = 30_000,
         claim_ttl_ms: int = 5_000,
-        rule: SpikeRule | None = None,
-        history_windows: int = 60,
+        detector: SpikeDetector | None = None,
     ) -> None:
         self.url = url
         self.engine = create_store_engine(url)
         self.window_size_ms = window_size_ms
         self.grace_ms = grace_ms
         self.claim_ttl_ms = claim_ttl_ms
-        self.rule = rule or SpikeRule()
-        self.history_windows = history_windows
+        self.detector = detector or SpikeDetector(SpikeRule(), window_size_ms, history_windows=60)
 
     def create_schema(self) -> None:
         """Create the tables, and add the columns a store made by an older release lacks."""
@@ -236,7 +168,7 @@ class Store:
                 deltas, moved = self._move_late(self._claim_stories(conn, cp), mark)
                 self._add_deltas(conn, deltas, mark)
                 if cp.messages:
-                    conn.execute(_insert(conn, t.messages).on_conflict_do_nothing(), cp.messages)
+                    conn.execute(t.insert_for(conn, t.messages).on_conflict_do_nothing(), cp.messages)
                 if cp.partitions is not None:
                     reached = global_watermark(
                         self._stored_progress(conn, cp.group_id), cp.partitions, t.to_ms(now), self.claim_ttl_ms
@@ -246,7 +178,18 @@ class Store:
                         conn.execute(
                             update(t.progress).where(t.progress.c.group_id == cp.group_id).values(watermark_ms=mark)
                         )
-                alerts, closed = self._close_windows(conn, mark, now) if mark is not None else ([], [])
+                alerts, closed = (
+                    close_windows(
+                        conn,
+                        mark,
+                        now,
+                        window_size_ms=self.window_size_ms,
+                        grace_ms=self.grace_ms,
+                        detector=self.detector,
+                    )
+                    if mark is not None
+                    else ([], [])
+                )
         except (FencedError, OperationalError):
             raise
         except Exception as exc:
@@ -262,7 +205,7 @@ class Store:
         row = conn.execute(lock).first()
         if row is None:
             conn.execute(
-                _insert(conn, t.progress).on_conflict_do_nothing(),
+                t.insert_for(conn, t.progress).on_conflict_do_nothing(),
                 {"group_id": group_id, "watermark_ms": None, "updated_at": now},
             )
             row = conn.execute(lock).first()
@@ -279,7 +222,7 @@ class Store:
             if progress is not None:
                 values.update(event_ms=progress.event_ms, quiet_since_ms=progress.quiet_since_ms)
             if expected is None:
-                stmt = _insert(conn, t.offsets).on_conflict_do_nothing().returning(o.partition)
+                stmt = t.insert_for(conn, t.offsets).on_conflict_do_nothing().returning(o.partition)
                 result = conn.execute(stmt, {"group_id": cp.group_id, "topic": topic, "partition": partition, **values})
             else:
                 result = conn.execute(
@@ -315,7 +258,7 @@ class Store:
         claimed = {
             r.story_hash
             for r in conn.execute(
-                _insert(conn, t.stories).on_conflict_do_nothing().returning(t.stories.c.story_hash), rows
+                t.insert_for(conn, t.stories).on_conflict_do_nothing().returning(t.stories.c.story_hash), rows
             )
         }
         lost = [h for h in cp.stories if h not in claimed]
@@ -361,124 +304,12 @@ class Store:
                     "closed": self._closed_by(start_ms, mark),
                 }
             )
-        stmt = _insert(conn, t.windows)
+        stmt = t.insert_for(conn, t.windows)
         stmt = stmt.on_conflict_do_update(
             index_elements=["dimension", "key", "window_start"],
             set_={name: getattr(t.windows.c, name) + getattr(stmt.excluded, name) for name in COUNT_FIELDS},
         )
         conn.execute(stmt, rows)
-
-    def _close_windows(
-        self, conn: Connection, mark: int, now: datetime
-    ) -> tuple[list[AlertRecord], list[ClosedWindow]]:
-        """Close every open window the watermark passed (one statement), then judge each for a spike."""
-        w = t.windows.c
-        cutoff = t.from_ms(mark - self.window_size_ms - self.grace_ms)
-        rows = conn.execute(
-            update(t.windows)
-            .where(w.closed.is_(False), w.window_start <= cutoff)
-            .values(closed=True)
-            .returning(w.dimension, w.key, w.window_start, w.window_end, w.n, w.n_negative)
-        ).all()
-        if not rows:
-            return [], []
-        starts = sorted({t.to_ms(r.window_start) for r in rows})
-        span_ms = self.window_size_ms * self.history_windows
-        history: dict[tuple[str, str], list[tuple[int, float]]] = defaultdict(list)
-        for h in conn.execute(
-            select(w.dimension, w.key, w.window_start, w.n, w.n_negative)
-            .where(
-                w.closed.is_(True),
-                w.window_start >= t.from_ms(starts[0] - span_ms),
-                w.window_start < t.from_ms(starts[-1]),
-                w.n >= self.rule.min_count,
-            )
-            .order_by(w.window_start)
-        ):
-            history[(h.dimension, h.key)].append((t.to_ms(h.window_start), h.n_negative / h.n))
-        a = t.alerts.c
-        cooldown_ms = self.rule.cooldown_s * 1000
-        recent: dict[tuple[str, str], list[int]] = defaultdict(list)
-        for r in conn.execute(
-            select(a.dimension, a.key, a.window_start).where(
-                a.window_start >= t.from_ms(starts[0] - cooldown_ms), a.window_start < t.from_ms(starts[-1])
-            )
-        ):
-            recent[(r.dimension, r.key)].append(t.to_ms(r.window_start))
-        alerts: list[AlertRecord] = []
-        closed: list[ClosedWindow] = []
-        judged: list[dict[str, Any]] = []
-        for row in sorted(rows, key=lambda r: (t.to_ms(r.window_start), r.dimension, r.key)):
-            start_ms = t.to_ms(row.window_start)
-            past = history[(row.dimension, row.key)]
-            lo = bisect.bisect_left(past, (start_ms - span_ms, float("-inf")))
-            hi = bisect.bisect_left(past, (start_ms, float("-inf")))
-            cooling = any(start_ms - cooldown_ms <= s < start_ms for s in recent[(row.dimension, row.key)])
-            verdict = judge(row.n, row.n_negative, [r for _, r in past[lo:hi]], self.rule, in_cooldown=cooling)
-            closed.append(
-                ClosedWindow(row.dimension, row.key, t.as_utc(row.window_start), row.n, verdict.ratio, verdict)
-            )
-            judged.append(
-                {
-                    "b_dimension": row.dimension,
-                    "b_key": row.key,
-                    "b_start": row.window_start,
-                    "b_baseline": verdict.baseline.mean,
-                    "b_threshold": verdict.baseline.threshold,
-                }
-            )
-            if verdict.is_spike and verdict.severity is not None:
-                record = self._alert(conn, row, start_ms, verdict, now)
-                inserted = conn.execute(
-                    _insert(conn, t.alerts).on_conflict_do_nothing().returning(t.alerts.c.id),
-                    {**record.__dict__, "published": False},
-                )
-                if inserted.all():
-                    alerts.append(record)
-                    recent[(row.dimension, row.key)].append(start_ms)
-        conn.execute(
-            update(t.windows)
-            .where(
-                w.dimension == bindparam("b_dimension"),
-                w.key == bindparam("b_key"),
-                w.window_start == bindparam("b_start"),
-            )
-            .values(baseline=bindparam("b_baseline"), threshold=bindparam("b_threshold")),
-            judged,
-        )
-        return alerts, closed
-
-    def _alert(self, conn: Connection, row: Any, start_ms: int, verdict: Verdict, now: datetime) -> AlertRecord:
-        start, end = t.as_utc(row.window_start), t.as_utc(row.window_end)
-        return AlertRecord(
-            id=alert_id(row.dimension, row.key, start_ms),
-            dimension=row.dimension,
-            key=row.key,
-            window_start=start,
-            window_end=end,
-            negative_ratio=verdict.ratio,
-            baseline=verdict.baseline.mean,
-            threshold=verdict.baseline.threshold,
-            score=verdict.score,
-            n=row.n,
-            n_negative=row.n_negative,
-            severity=verdict.severity or "warning",
-            example_ids=self._examples(conn, row.dimension, row.key, start, end),
-            created_at=now,
-        )
-
-    def _examples(
-        self, conn: Connection, dimension: str, key: str, start: datetime, end: datetime, limit: int = 5
-    ) -> list[str]:
-        m = t.messages.c
-        query = select(m.id).where(m.event_time >= start, m.event_time < end)
-        if dimension == "topic":
-            query = query.where(m.topic_label == key)
-        elif dimension == "ticker":
-            query = query.where(m.tickers.like(f"%,{key},%"))
-        elif dimension == "source":
-            query = query.where(m.source == key)
-        return [r.id for r in conn.execute(query.order_by(m.p_negative.desc(), m.id).limit(limit))]
 
     # ---- finding the record a failed commit choked on ------------------------------------
     def unstorable(self, records: Sequence[RecordRows]) -> list[int]:
@@ -489,10 +320,10 @@ class Store:
                 trans = conn.begin()
                 try:
                     if rec.message is not None:
-                        conn.execute(_insert(conn, t.messages).on_conflict_do_nothing(), [rec.message])
+                        conn.execute(t.insert_for(conn, t.messages).on_conflict_do_nothing(), [rec.message])
                     if rec.story is not None:
                         conn.execute(
-                            _insert(conn, t.stories).on_conflict_do_nothing(),
+                            t.insert_for(conn, t.stories).on_conflict_do_nothing(),
                             [{"story_hash": rec.story[0], "first_seen": t.from_ms(rec.story[1])}],
                         )
                     self._add_deltas(conn, rec.deltas, None)
@@ -535,26 +366,3 @@ class Store:
             if windows_before is not None:
                 w = t.windows.c
                 conn.execute(t.windows.delete().where(w.closed.is_(True), w.window_start < windows_before))
-
-    # ---- reads for tests, the demo summary and the dashboard --------------------------------
-    def window_totals(self, dimension: str = "all") -> dict[tuple[str, int], dict[str, float]]:
-        w = t.windows.c
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(t.windows).where(w.dimension == dimension)).all()
-        return {
-            (r.key, t.to_ms(r.window_start)): {
-                "n": r.n,
-                "n_unique": r.n_unique,
-                "n_negative": r.n_negative,
-                "n_neutral": r.n_neutral,
-                "n_positive": r.n_positive,
-                "n_late": r.n_late,
-                "n_late_negative": r.n_late_negative,
-            }
-            for r in rows
-        }
-
-    def count(self, table: str, *conditions: Any) -> int:
-        tbl = t.metadata.tables[table]
-        with self.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(tbl).where(and_(True, *conditions))).scalar_one())

@@ -6,7 +6,9 @@ Times are UTC. SQLite keeps them as naive ISO strings, PostgreSQL as timestamptz
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -25,7 +27,11 @@ from sqlalchemy import (
     UniqueConstraint,
     inspect,
     text,
+    true,
 )
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
 
 metadata = MetaData()
 
@@ -170,6 +176,32 @@ def upgrade(engine: Engine) -> list[str]:
                 conn.execute(text(f'ALTER TABLE {table_name} ADD COLUMN "{name}" {ddl_type}{default}{null}'))
                 added.append(f"{table_name}.{name}")
     return added
+
+
+def insert_for(conn: Connection, table: Table) -> Any:
+    """An INSERT with ``on_conflict_do_nothing`` / ``on_conflict_do_update`` in the connection's dialect."""
+    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+def encode_tickers(tickers: Sequence[str]) -> str:
+    """The ``messages.tickers`` column: ``",AAPL,NVDA,"`` so that one ticker is a LIKE pattern away."""
+    return "," + ",".join(tickers) + "," if tickers else ""
+
+
+def decode_tickers(column: str | None) -> list[str]:
+    return [t for t in (column or "").split(",") if t]
+
+
+def about(dimension: str, key: str) -> ColumnElement[bool]:
+    """The messages a window of ``dimension``/``key`` counts (``all``: every message)."""
+    m = messages.c
+    if dimension == "topic":
+        return m.topic_label == key
+    if dimension == "ticker":
+        return m.tickers.like(f"%,{key},%")
+    if dimension == "source":
+        return m.source == key
+    return true()
 
 
 def as_utc(value: datetime) -> datetime:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from models.card import SHIPPED_MODEL_DIR
-from pipeline.broker import EmbeddedBroker
+from pipeline.tooling.broker import EmbeddedBroker
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PG_ADMIN_URL = os.environ.get("FINSENT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")

@@ -204,3 +204,27 @@ def closed_window_starts(store: Any) -> set[int]:
     with store.engine.connect() as conn:
         rows = conn.execute(select(w.window_start).where(w.dimension == "all", w.closed.is_(True)))
         return {tables.to_ms(r.window_start) for r in rows}
+
+
+def window_totals(store: Any, dimension: str = "all") -> dict[tuple[str, int], dict[str, float]]:
+    """(key, window start ms) -> the counts of every window of ``dimension`` in the store."""
+    from sqlalchemy import select
+
+    from pipeline import tables
+
+    w = tables.windows.c
+    fields = ("n", "n_unique", "n_negative", "n_neutral", "n_positive", "n_late", "n_late_negative")
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(tables.windows).where(w.dimension == dimension)).all()
+    return {(r.key, tables.to_ms(r.window_start)): {f: getattr(r, f) for f in fields} for r in rows}
+
+
+def count(store: Any, table: str, *conditions: Any) -> int:
+    """Rows of ``table`` in the store (matching ``conditions``)."""
+    from sqlalchemy import and_, func, select
+
+    from pipeline import tables
+
+    with store.engine.connect() as conn:
+        query = select(func.count()).select_from(tables.metadata.tables[table]).where(and_(True, *conditions))
+        return int(conn.execute(query).scalar_one())

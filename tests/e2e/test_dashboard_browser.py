@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.broker import free_port, wait_for_port
+from pipeline.tooling.broker import free_port, wait_for_port
 from tests.conftest import missing
 from tests.fixtures.seed_store import seed
 from tests.helpers import ROOT, wait_until

@@ -10,7 +10,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from pipeline.app import build_daemon
+from pipeline.app import build_daemon, connect
 from pipeline.config import Settings, load_settings
 from pipeline.daemon import Daemon
 from pipeline.scorer import Scorer
@@ -42,7 +42,8 @@ def daemon_settings(bootstrap: str, name: str, tmp: Path, model_dir: Path, **ove
 @contextmanager
 def running_daemon(settings: Settings, scorer: Scorer | None = None, stop_timeout_s: float = 20.0) -> Iterator[Daemon]:
     daemon = build_daemon(settings, registry=CollectorRegistry(), scorer=scorer)
-    daemon.start()
+    sink, source = connect(settings)
+    daemon.start(sink, source)
     errors: list[BaseException] = []
 
     def target() -> None:
@@ -59,10 +60,8 @@ def running_daemon(settings: Settings, scorer: Scorer | None = None, stop_timeou
         daemon.stop()
         thread.join(stop_timeout_s)
         alive = thread.is_alive()
-        if daemon.src is not None:
-            daemon.src.close()
-        if daemon.sink is not None:
-            daemon.sink.close()
+        source.close()
+        sink.close()
         daemon.store.close()
         assert not alive, f"daemon did not stop within {stop_timeout_s}s"
         assert not errors, f"daemon loop raised {errors[0]!r}"

@@ -17,9 +17,18 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.broker import EmbeddedBroker
 from pipeline.store import Store
-from tests.helpers import as_json, news_stream, produce, start_daemon, subprocess_env, terminate, wait_until
+from pipeline.tooling.broker import EmbeddedBroker
+from tests.helpers import (
+    as_json,
+    news_stream,
+    produce,
+    start_daemon,
+    subprocess_env,
+    terminate,
+    wait_until,
+    window_totals,
+)
 from tests.integration.daemon_harness import daemon_settings, running_daemon
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -30,7 +39,7 @@ BASE_MS = 1_767_261_600_000
 
 def total_n(store: Store) -> int:
     try:
-        return sum(v["n"] for v in store.window_totals("all").values())
+        return sum(v["n"] for v in window_totals(store, "all").values())
     except Exception:  # schema not there yet
         return 0
 
@@ -52,7 +61,7 @@ def test_sigkill_loses_nothing_and_counts_nothing_twice(
     (tmp_path / "ref").mkdir()
     with running_daemon(ref_settings) as ref:
         wait_until(lambda: total_n(ref.store) == N, 180, "the undisturbed run to count every message", 0.5)
-        expected = {dim: ref.store.window_totals(dim) for dim in ("all", "topic", "ticker", "source")}
+        expected = {dim: window_totals(ref.store, dim) for dim in ("all", "topic", "ticker", "source")}
 
     # the disturbed run: killed at random moments, restarted each time
     store_url = f"sqlite:///{tmp_path / 'crash.db'}"
@@ -83,7 +92,7 @@ def test_sigkill_loses_nothing_and_counts_nothing_twice(
         code = terminate(proc)
     assert code == 0, log.read_text()[-3000:]
     for dim, totals in expected.items():
-        got = store.window_totals(dim)
+        got = window_totals(store, dim)
         assert all(row["n_late"] == 0 for row in got.values()), f"events counted late in dimension {dim}"
         assert without_unique(got) == without_unique(totals), f"dimension {dim} differs after {kills} kills"
         assert sum(v["n_unique"] for v in got.values()) == sum(v["n_unique"] for v in totals.values())

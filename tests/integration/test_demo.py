@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.store import Store
 from pipeline.tables import as_utc, from_ms
-from tests.helpers import closed_window_starts
+from tests.helpers import closed_window_starts, count
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -45,7 +45,7 @@ def test_demo_runs_scores_rejects_and_alerts_on_the_spike(tmp_path: Path) -> Non
     assert "demo ran" in result.stdout
     store = Store(store_url)
     try:
-        scored = store.count("messages")
+        scored = count(store, "messages")
         alerts = store.all_alerts()
         starts = [from_ms(ms) for ms in closed_window_starts(store)]
     finally:

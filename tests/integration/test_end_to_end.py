@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.broker import EmbeddedBroker
-from tests.helpers import as_json, produce, read_topic, wait_until
+from pipeline.tooling.broker import EmbeddedBroker
+from tests.helpers import as_json, count, produce, read_topic, wait_until, window_totals
 from tests.integration.daemon_harness import daemon_settings, running_daemon
 
 pytestmark = pytest.mark.integration
@@ -48,14 +48,14 @@ def test_good_and_bad_messages(broker: EmbeddedBroker, unique: str, tmp_path: Pa
 
     with running_daemon(settings) as daemon:
         wait_until(
-            lambda: daemon.store.count("messages") == len(GOOD) and daemon.pending.records == 0,
+            lambda: count(daemon.store, "messages") == len(GOOD) and daemon.pending.records == 0,
             60,
             "all good messages committed",
         )
         registry = daemon.metrics.registry
         scored = read_topic(broker.bootstrap, settings.scored_topic, len(GOOD))
         dlq = read_topic(broker.bootstrap, settings.dlq_topic, len(BAD))
-        totals = daemon.store.window_totals("all")
+        totals = window_totals(daemon.store, "all")
 
     assert len({r.key for r in scored}) == len(GOOD)
     event = json.loads(next(r.value for r in scored if r.key == b"good-0"))
@@ -104,5 +104,5 @@ def test_every_compression_codec_is_read(broker: EmbeddedBroker, unique: str, tm
             compression_type=codec,
         )
     with running_daemon(settings) as daemon:
-        wait_until(lambda: daemon.store.count("messages") == 5 * len(codecs), 60, "every compressed record scored")
+        wait_until(lambda: count(daemon.store, "messages") == 5 * len(codecs), 60, "every compressed record scored")
         assert daemon.metrics.registry.get_sample_value("finsent_messages_invalid_total", {"reason": "not_json"}) == 0

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.broker import EmbeddedBroker
 from pipeline.store import Store
+from pipeline.tooling.broker import EmbeddedBroker
 from pipeline.windows import window_start
 from tests.helpers import (
     Deadline,
@@ -30,6 +30,7 @@ from tests.helpers import (
     subprocess_env,
     terminate,
     wait_until,
+    window_totals,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -40,7 +41,7 @@ MIN = 60_000
 
 def totals(store: Store) -> dict[int, dict[str, float]]:
     try:
-        return {start: row for (_, start), row in store.window_totals("all").items()}
+        return {start: row for (_, start), row in window_totals(store, "all").items()}
     except Exception:  # schema not there yet
         return {}
 

@@ -12,9 +12,19 @@ from pathlib import Path
 import pytest
 
 from models.card import sha256_of
-from pipeline.broker import EmbeddedBroker
 from pipeline.store import Store
-from tests.helpers import as_json, news_stream, produce, read_topic, start_daemon, subprocess_env, terminate, wait_until
+from pipeline.tooling.broker import EmbeddedBroker
+from tests.helpers import (
+    as_json,
+    count,
+    news_stream,
+    produce,
+    read_topic,
+    start_daemon,
+    subprocess_env,
+    terminate,
+    wait_until,
+)
 from tests.integration.daemon_harness import daemon_settings, running_daemon
 from tests.integration.test_crash import total_n
 
@@ -69,7 +79,7 @@ def test_frozen_broker_recovers_without_loss(
         wait_until(lambda: total_n(daemon.store) >= 800, 120, "the daemon to recover and count the second half", 0.5)
         time.sleep(1)
         assert total_n(daemon.store) == 800
-        assert daemon.store.count("messages") == 800
+        assert count(daemon.store, "messages") == 800
 
 
 def _publish_version(src: Path, dst: Path, version: str, corrupt: bool = False) -> None:

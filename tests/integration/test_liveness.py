@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from pipeline.broker import EmbeddedBroker
 from pipeline.http import HealthServer
 from pipeline.scorer import OnnxScorer, Score
-from tests.helpers import Deadline, as_json, news_stream, produce, wait_until
+from pipeline.tooling.broker import EmbeddedBroker
+from tests.helpers import Deadline, as_json, count, news_stream, produce, wait_until
 from tests.integration.daemon_harness import daemon_settings, running_daemon
 
 pytestmark = [pytest.mark.integration]
@@ -69,7 +69,7 @@ def test_healthz_fails_while_the_loop_is_stuck(
     with running_daemon(settings, scorer=scorer) as daemon:
         server = HealthServer("127.0.0.1", 0, daemon.metrics.registry, daemon.readiness, daemon.liveness).start()
         try:
-            wait_until(lambda: daemon.store.count("messages") == 20, 60, "the first records scored")
+            wait_until(lambda: count(daemon.store, "messages") == 20, 60, "the first records scored")
             # turning (idle polls included): 200 throughout a span longer than the liveness timeout
             span = Deadline(LIVENESS_TIMEOUT_S * 1.5)
             while not span.expired():
@@ -92,7 +92,7 @@ def test_healthz_fails_while_the_loop_is_stuck(
             scorer.release.set()
             body = wait_until(lambda: healthz_answering(server.port, 200), 10, "/healthz to answer 200 again", 0.2)
             assert body["status"] == "ok", body
-            wait_until(lambda: daemon.store.count("messages") == 21, 30, "the blocked record scored after release")
+            wait_until(lambda: count(daemon.store, "messages") == 21, 30, "the blocked record scored after release")
         finally:
             scorer.release.set()
             server.close()

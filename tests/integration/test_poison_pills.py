@@ -32,13 +32,13 @@ from kafka import KafkaProducer
 from kafka.serializer import Serializer
 from sqlalchemy import text
 
-from pipeline.broker import EmbeddedBroker
 from pipeline.config import Settings
 from pipeline.daemon import Daemon
 from pipeline.schema import REASONS
 from pipeline.scorer import OnnxScorer, Score
 from pipeline.store import Store
-from tests.helpers import as_json, news_stream, read_topic, wait_until
+from pipeline.tooling.broker import EmbeddedBroker
+from tests.helpers import as_json, count, news_stream, read_topic, wait_until, window_totals
 from tests.integration.daemon_harness import daemon_settings, running_daemon
 
 pytestmark = [pytest.mark.integration]
@@ -247,14 +247,14 @@ def assert_restart_changes_nothing(
 ) -> None:
     """A daemon restarted on the same store and group reads nothing twice: no new dead letter, same totals."""
     with running_daemon(settings, scorer=scorer) as daemon:
-        wait_until(lambda: daemon.assigned, 30, "the restarted daemon's partitions")
+        wait_until(lambda: bool(daemon.partitions), 30, "the restarted daemon's partitions")
         commits = sample(daemon, "finsent_commits_total")
         wait_until(
             lambda: sample(daemon, "finsent_commits_total") >= commits + 3, 30, "three checkpoints after restart"
         )
         invalid = sum(sample(daemon, "finsent_messages_invalid_total", reason=r) for r in REASONS)
         assert invalid == 0, "the restarted daemon dead-lettered a record again"
-        assert daemon.store.window_totals("all") == totals
+        assert window_totals(daemon.store, "all") == totals
     dlq = read_topic(settings.kafka_bootstrap, settings.dlq_topic, dlq_count, timeout_s=30, settle_s=2)
     assert len(dlq) == dlq_count, "a restart added dead letters"
 
@@ -289,8 +289,8 @@ def test_each_poison_alone(
         end = 5 + len(bad) + 5
         wait_until(lambda: stored_offset(daemon, settings) == end, 60, "the last good records committed")
         assert_loop_alive(daemon)
-        totals = daemon.store.window_totals("all")
-        assert daemon.store.count("messages") == len(good)
+        totals = window_totals(daemon.store, "all")
+        assert count(daemon.store, "messages") == len(good)
 
     assert scorer.failed_batch_sizes == [1], "the model poison was scored alone, once"
     assert counted(totals) == (len(good), 0)
@@ -321,8 +321,8 @@ def test_poisons_mixed_into_good_records(
     with running_daemon(settings, scorer=scorer) as daemon:
         wait_until(lambda: stored_offset(daemon, settings) == len(mix), 60, "the whole mix committed")
         assert_loop_alive(daemon)
-        totals = daemon.store.window_totals("all")
-        assert daemon.store.count("messages") == len(good)
+        totals = window_totals(daemon.store, "all")
+        assert count(daemon.store, "messages") == len(good)
         invalid = Counter(p.reason for p in bad.values())
         for reason, n in invalid.items():
             assert sample(daemon, "finsent_messages_invalid_total", reason=reason) == n, reason

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.broker import EmbeddedBroker, free_port
 from pipeline.http import HealthServer
+from pipeline.tooling.broker import EmbeddedBroker, free_port
 from tests.conftest import missing
 from tests.helpers import ROOT, as_json, news_stream, produce, wait_until
 from tests.integration.daemon_harness import daemon_settings, running_daemon

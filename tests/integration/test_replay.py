@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from kafka import KafkaProducer
 
-from pipeline.broker import EmbeddedBroker
-from pipeline.replay import ReplayError, read_files, replay
+from pipeline.tooling.broker import EmbeddedBroker
+from pipeline.tooling.replay import ReplayError, read_files, replay
 from tests.helpers import read_topic
 
 pytestmark = pytest.mark.integration

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.broker import EmbeddedBroker
 from pipeline.spikes import alert_id
-from tests.helpers import as_json, closed_window_starts, produce, read_topic, wait_until
+from pipeline.tooling.broker import EmbeddedBroker
+from tests.helpers import as_json, closed_window_starts, count, produce, read_topic, wait_until
 from tests.integration.daemon_harness import daemon_settings, running_daemon
 
 pytestmark = pytest.mark.integration
@@ -77,7 +77,7 @@ def test_scripted_spike_raises_exactly_one_alert(
             30,
             "the alert on the alerts topic",
         )
-        from_store = daemon.store.count("alerts")
+        from_store = count(daemon.store, "alerts")
         ratio = registry.get_sample_value("finsent_window_negative_ratio", {"dimension": "ticker", "key": "ACME"})
     spike_id = alert_id("ticker", "ACME", BASE_MS + 9 * MIN)
     on_topic = [json.loads(r.value) for r in read_topic(broker.bootstrap, settings.alerts_topic, 1)]

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.alerts import SpikeDetector
 from pipeline.spikes import SpikeRule, alert_id
 from pipeline.store import Checkpoint, FencedError, RecordError, Store
 from pipeline.windows import Counts, PartitionProgress
+from tests.helpers import window_totals
 
 pytestmark = pytest.mark.integration
 MIN = 60_000
@@ -26,7 +28,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
         url,
         window_size_ms=MIN,
         grace_ms=GRACE,
-        rule=SpikeRule(min_count=5, min_history=2, floor=0.3, cold_start_ratio=0.6),
+        detector=SpikeDetector(SpikeRule(min_count=5, min_history=2, floor=0.3, cold_start_ratio=0.6), MIN, 60),
     )
     s.create_schema()
     yield s
@@ -50,7 +52,7 @@ def test_fenced_commit_writes_nothing(store: Store) -> None:
     )
     with pytest.raises(FencedError):
         store.commit_checkpoint(stale)
-    assert store.window_totals() == {}
+    assert window_totals(store) == {}
 
 
 def test_deltas_add_up_and_a_spike_raises_one_alert(store: Store) -> None:
@@ -81,7 +83,7 @@ def test_deltas_add_up_and_a_spike_raises_one_alert(store: Store) -> None:
         )
     )
     assert [a.id for a in result.alerts] == [alert_id("ticker", "ACME", 3 * MIN)]
-    totals = store.window_totals("ticker")
+    totals = window_totals(store, "ticker")
     assert [totals[("ACME", i * MIN)]["n"] for i in range(4)] == [10, 10, 10, 10]
     assert [totals[("ACME", i * MIN)]["n_negative"] for i in range(4)] == [1, 1, 2, 9]
     again = store.commit_checkpoint(
@@ -130,7 +132,7 @@ def test_counts_for_a_closed_window_are_late_never_lost(store: Store) -> None:
     late = Checkpoint("g", {P0: 7}, {P0: 5}, deltas=one(2, 1, 0), progress={P0: PartitionProgress(2 * MIN)})
     result = store.commit_checkpoint(dataclasses.replace(late, partitions=frozenset({P0})))
     assert result.moved_late == 2
-    row = store.window_totals()[("all", 0)]
+    row = window_totals(store)[("all", 0)]
     assert (row["n"], row["n_negative"], row["n_late"], row["n_late_negative"]) == (5, 0, 2, 1)
 
 
@@ -170,11 +172,11 @@ def test_a_row_the_store_refuses_is_found_alone(store: Store) -> None:
                 "BEGIN SELECT RAISE(ABORT, 'key too long'); END"
             )
     assert store.unstorable([good, bad, good]) == [1]
-    assert store.window_totals() == {}, "probing writes nothing"
+    assert window_totals(store) == {}, "probing writes nothing"
     cp = Checkpoint("g", {P0: 3}, {P0: None}, deltas={**one(1, 0, 0), **bad.deltas})
     with pytest.raises(RecordError):
         store.commit_checkpoint(cp)
-    assert store.window_totals() == {} and store.load_offsets("g", [P0]) == {P0: None}, "nothing half-written"
+    assert window_totals(store) == {} and store.load_offsets("g", [P0]) == {P0: None}, "nothing half-written"
 
 
 def window_start(ms: int) -> int:

@@ -7,9 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.broker import EmbeddedBroker
 from pipeline.store import Store
-from tests.helpers import as_json, news_stream, produce, start_daemon, subprocess_env, terminate, wait_until
+from pipeline.tooling.broker import EmbeddedBroker
+from tests.helpers import (
+    as_json,
+    news_stream,
+    produce,
+    start_daemon,
+    subprocess_env,
+    terminate,
+    wait_until,
+    window_totals,
+)
 from tests.integration.daemon_harness import daemon_settings, running_daemon
 from tests.integration.test_crash import total_n, without_unique
 
@@ -29,7 +38,7 @@ def test_two_daemons_one_killed(
     )
     with running_daemon(ref_settings) as ref:
         wait_until(lambda: total_n(ref.store) == N, 180, "the undisturbed run", 0.5)
-        expected = {dim: ref.store.window_totals(dim) for dim in ("all", "topic", "ticker", "source")}
+        expected = {dim: window_totals(ref.store, dim) for dim in ("all", "topic", "ticker", "source")}
 
     env = subprocess_env(broker.bootstrap, f"{unique}-pg", topic, pg_url, model_dir, batch_size=1, grace_s=5)
     store = Store(pg_url)
@@ -57,7 +66,7 @@ def test_two_daemons_one_killed(
             procs[0].kill()
     assert code == 0, logs[1].read_text()[-3000:]
     for dim, totals in expected.items():
-        got = store.window_totals(dim)
+        got = window_totals(store, dim)
         assert all(row["n_late"] == 0 for row in got.values()), f"events counted late in dimension {dim}"
         assert without_unique(got) == without_unique(totals), f"dimension {dim} differs"
         assert sum(v["n_unique"] for v in got.values()) == sum(v["n_unique"] for v in totals.values())

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard import queries
-from pipeline.dashboard_server import APP
+from dashboard import data
+from pipeline.tooling.dashboard_server import APP
 from tests.fixtures.seed_store import seed
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -73,11 +73,11 @@ def test_feedback_correction_lands_in_the_table(store_url: str) -> None:
     at.text_input(key="fb_analyst").input("dana")
     at.button[0].click().run()
     assert not at.exception
-    saved = queries.feedback(queries.connect(store_url))
+    saved = data.feedback(store_url)
     assert saved[["message_id", "sentiment", "analyst", "model_sentiment"]].values.tolist() == [
         ["msg-8-0", "neutral", "dana", "negative"]
     ]
-    csv = queries.feedback_training_csv(queries.connect(store_url))
+    csv = data.feedback_training_csv(store_url)
     assert csv.splitlines()[0] == "text,sentiment,topic" and "neutral" in csv
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 
 from pipeline.schema import Event, Origin, parse_record
-from pipeline.synthetic import TEMPLATES, SpikeScript, SyntheticConfig, SyntheticStream
+from pipeline.tooling.synthetic import TEMPLATES, SpikeScript, SyntheticConfig, SyntheticStream
 
 NOW = 1_767_261_600_000
 

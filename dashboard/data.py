@@ -1,17 +1,24 @@
-"""Read (and feedback-write) queries of the dashboard, on the same tables the daemon writes."""
+"""Every read of the dashboard, typed and cached for one refresh interval, on the tables the daemon writes.
+
+Each function takes the store URL (hashable, so Streamlit can cache by it) and opens the store
+through the one engine per URL that ``engine_for`` keeps. The dashboard sees nothing of the
+store but its table definitions (``pipeline.tables``) and the engine factory.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, and_, case, func, insert, select
+import streamlit as st
+from sqlalchemy import Engine, and_, case, func, select
 
 from pipeline import tables as t
-from pipeline.store import create_store_engine
+from pipeline.engine import create_store_engine
 
 
 def dimension_rank(column: Any) -> Any:
@@ -41,36 +48,46 @@ class Filters:
     search: str | None = None
 
 
-def connect(url: str) -> Engine:
+REFRESH_S = int(os.environ.get("FINSENT_DASHBOARD_REFRESH_S", "10"))
+cached = st.cache_data(ttl=REFRESH_S, show_spinner=False)
+
+
+@st.cache_resource
+def engine_for(url: str) -> Engine:
+    """One engine (connection pool) per store URL for the whole dashboard process."""
     return create_store_engine(url)
 
 
-def has_schema(engine: Engine) -> bool:
+@cached
+def has_schema(url: str) -> bool:
     from sqlalchemy import inspect
 
-    return {"windows", "messages", "alerts"} <= set(inspect(engine).get_table_names())
+    return {"windows", "messages", "alerts"} <= set(inspect(engine_for(url)).get_table_names())
 
 
-def latest_time(engine: Engine) -> datetime | None:
+@cached
+def latest_time(url: str) -> datetime | None:
     """Newest event time in the store: ranges count back from it, so replays of old data show too."""
-    with engine.connect() as conn:
+    with engine_for(url).connect() as conn:
         value = conn.execute(select(func.max(t.windows.c.window_end))).scalar()
     return t.as_utc(value) if value is not None else None
 
 
-def since(engine: Engine, range_name: str) -> datetime | None:
+@cached
+def since(url: str, range_name: str) -> datetime | None:
     span = RANGES.get(range_name)
-    newest = latest_time(engine)
+    newest = latest_time(url)
     if span is None or newest is None:
         return None
     return newest - span
 
 
-def kpis(engine: Engine, range_name: str) -> dict[str, object]:
-    start = since(engine, range_name)
+@cached
+def kpis(url: str, range_name: str) -> dict[str, object]:
+    start = since(url, range_name)
     w = t.windows.c
     cond = [w.dimension == "all"] + ([w.window_start >= start] if start else [])
-    with engine.connect() as conn:
+    with engine_for(url).connect() as conn:
         row = conn.execute(
             select(
                 func.coalesce(func.sum(w.n), 0),
@@ -98,9 +115,10 @@ def kpis(engine: Engine, range_name: str) -> dict[str, object]:
     }
 
 
-def timeline(engine: Engine, dimension: str, keys: list[str] | None, range_name: str) -> pd.DataFrame:
+@cached
+def timeline(url: str, dimension: str, keys: list[str] | None, range_name: str) -> pd.DataFrame:
     """Per window and key: volume, negative ratio, and the spike threshold of closed windows."""
-    start = since(engine, range_name)
+    start = since(url, range_name)
     w = t.windows.c
     query = select(w.window_start, w.key, w.n, w.n_unique, w.n_negative, w.threshold, w.baseline, w.closed).where(
         w.dimension == dimension
@@ -109,7 +127,7 @@ def timeline(engine: Engine, dimension: str, keys: list[str] | None, range_name:
         query = query.where(w.window_start >= start)
     if keys:
         query = query.where(w.key.in_(keys))
-    with engine.connect() as conn:
+    with engine_for(url).connect() as conn:
         frame = pd.DataFrame(
             conn.execute(query.order_by(w.window_start)).all(),
             columns=["window_start", "key", "n", "n_unique", "n_negative", "threshold", "baseline", "closed"],
@@ -119,19 +137,21 @@ def timeline(engine: Engine, dimension: str, keys: list[str] | None, range_name:
     return frame
 
 
-def top_keys(engine: Engine, dimension: str, range_name: str, limit: int = 8) -> list[str]:
-    start = since(engine, range_name)
+@cached
+def top_keys(url: str, dimension: str, range_name: str, limit: int = 8) -> list[str]:
+    start = since(url, range_name)
     w = t.windows.c
     query = select(w.key, func.sum(w.n).label("n")).where(w.dimension == dimension)
     if start:
         query = query.where(w.window_start >= start)
-    with engine.connect() as conn:
+    with engine_for(url).connect() as conn:
         rows = conn.execute(query.group_by(w.key).order_by(func.sum(w.n).desc()).limit(limit)).all()
     return [r.key for r in rows]
 
 
-def alerts(engine: Engine, range_name: str, limit: int = 200) -> pd.DataFrame:
-    start = since(engine, range_name)
+@cached
+def alerts(url: str, range_name: str, limit: int = 200) -> pd.DataFrame:
+    start = since(url, range_name)
     a = t.alerts.c
     query = select(
         a.id,
@@ -151,7 +171,7 @@ def alerts(engine: Engine, range_name: str, limit: int = 200) -> pd.DataFrame:
     )
     if start:
         query = query.where(a.window_start >= start)
-    with engine.connect() as conn:
+    with engine_for(url).connect() as conn:
         rows = conn.execute(
             query.order_by(a.window_start.desc(), dimension_rank(a.dimension), a.n.desc(), a.key).limit(limit)
         ).all()
@@ -197,16 +217,17 @@ MESSAGE_COLUMNS = [
 ]
 
 
-def messages(engine: Engine, filters: Filters, limit: int = 500) -> pd.DataFrame:
+@cached
+def messages(url: str, filters: Filters, limit: int = 500) -> pd.DataFrame:
     m = t.messages.c
     conds = []
-    start = since(engine, filters.range)
+    start = since(url, filters.range)
     if start:
         conds.append(m.event_time >= start)
     if filters.topic:
         conds.append(m.topic_label == filters.topic)
     if filters.ticker:
-        conds.append(m.tickers.like(f"%,{filters.ticker.upper()},%"))
+        conds.append(t.about("ticker", filters.ticker.upper()))
     if filters.source:
         conds.append(m.source == filters.source)
     if filters.sentiment:
@@ -214,35 +235,29 @@ def messages(engine: Engine, filters: Filters, limit: int = 500) -> pd.DataFrame
     if filters.search:
         conds.append(func.lower(m.text).contains(filters.search.lower()))
     query = select(*[getattr(m, c) for c in MESSAGE_COLUMNS]).where(and_(True, *conds))
-    with engine.connect() as conn:
+    with engine_for(url).connect() as conn:
         rows = conn.execute(query.order_by(m.event_time.desc()).limit(limit)).all()
     return _messages_frame(rows)
 
 
-def messages_by_ids(engine: Engine, ids: list[str]) -> pd.DataFrame:
+@cached
+def messages_by_ids(url: str, ids: list[str]) -> pd.DataFrame:
     if not ids:
         return _messages_frame([])
     m = t.messages.c
-    with engine.connect() as conn:
+    with engine_for(url).connect() as conn:
         rows = conn.execute(
             select(*[getattr(m, c) for c in MESSAGE_COLUMNS]).where(m.id.in_(ids)).order_by(m.p_negative.desc())
         ).all()
     return _messages_frame(rows)
 
 
-def alert_messages(
-    engine: Engine, dimension: str, key: str, start: datetime, end: datetime, limit: int = 50
-) -> pd.DataFrame:
+@cached
+def alert_messages(url: str, dimension: str, key: str, start: datetime, end: datetime, limit: int = 50) -> pd.DataFrame:
     """The messages behind an alert: its window and key, most negative first."""
     m = t.messages.c
-    conds = [m.event_time >= start, m.event_time < end]
-    if dimension == "topic":
-        conds.append(m.topic_label == key)
-    elif dimension == "ticker":
-        conds.append(m.tickers.like(f"%,{key},%"))
-    elif dimension == "source":
-        conds.append(m.source == key)
-    with engine.connect() as conn:
+    conds = [m.event_time >= start, m.event_time < end, t.about(dimension, key)]
+    with engine_for(url).connect() as conn:
         rows = conn.execute(
             select(*[getattr(m, c) for c in MESSAGE_COLUMNS]).where(*conds).order_by(m.p_negative.desc()).limit(limit)
         ).all()
@@ -252,14 +267,15 @@ def alert_messages(
 def _messages_frame(rows: Sequence[Any]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=MESSAGE_COLUMNS)
     frame["event_time"] = pd.to_datetime(frame["event_time"], utc=True)
-    frame["tickers"] = frame["tickers"].fillna("").str.strip(",").str.replace(",", " ")
+    frame["tickers"] = [" ".join(t.decode_tickers(v)) for v in frame["tickers"]]
     return frame
 
 
-def options(engine: Engine) -> dict[str, list[str]]:
+@cached
+def options(url: str) -> dict[str, list[str]]:
     """Values for the filter drop-downs."""
     w = t.windows.c
-    with engine.connect() as conn:
+    with engine_for(url).connect() as conn:
         out = {}
         for dim in ("topic", "ticker", "source"):
             rows = conn.execute(
@@ -269,32 +285,10 @@ def options(engine: Engine) -> dict[str, list[str]]:
     return out
 
 
-def add_feedback(engine: Engine, message_id: str, *, sentiment: str | None, topic: str | None, analyst: str) -> None:
-    """Record an analyst's correction of one message (its text is kept, messages are pruned)."""
-    if not (sentiment or topic):
-        raise ValueError("a correction needs a sentiment or a topic")
-    m = t.messages.c
-    with engine.begin() as conn:
-        row = conn.execute(select(m.text, m.sentiment, m.topic_label).where(m.id == message_id)).one_or_none()
-        if row is None:
-            raise ValueError(f"message {message_id} is not in the store (it may have been pruned)")
-        conn.execute(
-            insert(t.feedback).values(
-                message_id=message_id,
-                text=row.text,
-                model_sentiment=row.sentiment,
-                model_topic=row.topic_label,
-                sentiment=sentiment,
-                topic=topic,
-                analyst=analyst or "anonymous",
-                created_at=datetime.now(UTC),
-            )
-        )
-
-
-def feedback(engine: Engine) -> pd.DataFrame:
+@cached
+def feedback(url: str) -> pd.DataFrame:
     f = t.feedback.c
-    with engine.connect() as conn:
+    with engine_for(url).connect() as conn:
         rows = conn.execute(
             select(
                 f.id,
@@ -324,8 +318,9 @@ def feedback(engine: Engine) -> pd.DataFrame:
     )
 
 
-def feedback_training_csv(engine: Engine) -> str:
+@cached
+def feedback_training_csv(url: str) -> str:
     """The corrections as a CSV that ``finsent train --extra-data`` reads (text, sentiment, topic)."""
-    frame = feedback(engine)
+    frame = feedback(url)
     latest = frame.sort_values("created_at").groupby("message_id").tail(1)  # the last word on each message
     return latest[["text", "sentiment", "topic"]].fillna("").to_csv(index=False)

@@ -12,7 +12,7 @@ from pathlib import Path
 from kafka import KafkaProducer
 from tqdm.auto import tqdm
 
-from pipeline.synthetic import SyntheticStream
+from pipeline.tooling.synthetic import SyntheticStream
 
 
 class ReplayError(ValueError):

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import func, select
 
 from pipeline import tables
-from pipeline.broker import BrokerError, EmbeddedBroker, free_port, wait_for_port
-from pipeline.dashboard_server import streamlit_command
+from pipeline.tooling.broker import BrokerError, EmbeddedBroker, free_port, wait_for_port
+from pipeline.tooling.dashboard_server import streamlit_command
 
 # Short windows so a newcomer sees windows close and a spike flagged within two minutes.
 DEMO_SETTINGS = {
@@ -124,9 +125,9 @@ def run_demo(
 ) -> Summary:
     from kafka import KafkaProducer
 
-    from pipeline.replay import replay, synthetic_records
     from pipeline.store import Store
-    from pipeline.synthetic import SpikeScript, SyntheticConfig, SyntheticStream
+    from pipeline.tooling.replay import replay, synthetic_records
+    from pipeline.tooling.synthetic import SpikeScript, SyntheticConfig, SyntheticStream
 
     started = time.monotonic()
     logs = Path(os.environ.get("FINSENT_DEMO_LOG_DIR", ".")) / "finsent-demo-logs"
@@ -211,7 +212,10 @@ def run_demo(
             summary.daemon_exit = None
     store = Store(store_url)
     try:
-        summary.windows_closed = store.count("windows", tables.windows.c.dimension == "all", tables.windows.c.closed)
+        w = tables.windows.c
+        with store.engine.connect() as conn:
+            closed = select(func.count()).where(w.dimension == "all", w.closed.is_(True))
+            summary.windows_closed = int(conn.execute(closed).scalar_one())
         summary.alerts = [
             f"{a.severity} {a.dimension}={a.key} at {a.window_start:%H:%M:%S} "
             f"({a.negative_ratio:.0%} negative, threshold {a.threshold:.0%}, n={a.n})"

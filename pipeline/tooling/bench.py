@@ -23,7 +23,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
 
-from pipeline.broker import EmbeddedBroker, free_port
+from pipeline.tooling.broker import EmbeddedBroker, free_port
 
 
 def load_texts(n: int, data_dir: str | None) -> tuple[list[str], str]:
@@ -35,7 +35,7 @@ def load_texts(n: int, data_dir: str | None) -> tuple[list[str], str]:
         texts = [r.text for task in ("sentiment", "topic") for r in tests[task]]
         source = "official test sets"
     else:
-        from pipeline.synthetic import SyntheticConfig, SyntheticStream
+        from pipeline.tooling.synthetic import SyntheticConfig, SyntheticStream
 
         stream = SyntheticStream(SyntheticConfig(malformed_share=0, repeat_share=0, spike=None))
         texts = [json.loads(v)["text"] for v in stream.take(n, 0, 1)]

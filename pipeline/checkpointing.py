@@ -1,0 +1,215 @@
+"""The checkpoint protocol of the daemon: deliver outputs, commit one transaction, or rewind.
+
+A checkpoint either commits everything read since the last one — outputs delivered first,
+then offsets, progress, window deltas, messages and stories in ONE store transaction — or
+drops it and re-reads from the store's offsets. Records the producer or the store refuse
+are taken out one by one and dead-lettered, so they never block a commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+from kafka import TopicPartition
+from sqlalchemy.exc import SQLAlchemyError
+
+from pipeline.config import Settings
+from pipeline.metrics import PipelineMetrics
+from pipeline.novelty import NoveltyFilter
+from pipeline.outbox import AlertOutbox
+from pipeline.partitions import OwnedPartitions
+from pipeline.pending import Accounted, Pending
+from pipeline.sinks import DeliveryError, KafkaSink
+from pipeline.source import KafkaSource
+from pipeline.store import Checkpoint, CommitResult, FencedError, RecordError, Store
+
+if TYPE_CHECKING:
+    from pipeline.schema import Event, Reason
+
+log = logging.getLogger(__name__)
+
+RECORD_RETRIES = 5  # rounds of isolating unstorable records before the commit counts as a store failure
+STORE_PAUSE_S = 1.0  # wait between checkpoint attempts while the store is unreachable
+
+
+class CheckpointProtocol:
+    """Mixed into ``Daemon``: the attributes below are the daemon's."""
+
+    settings: Settings
+    metrics: PipelineMetrics
+    store: Store
+    sink: KafkaSink | None
+    src: KafkaSource | None
+    outbox: AlertOutbox | None
+    novelty: NoveltyFilter
+    pending: Pending
+    partitions: OwnedPartitions
+    watermark: int | None
+    watchlist: frozenset[str]
+    store_ok: bool
+    last_commit_ms: int
+    _stop: threading.Event
+
+    def now_ms(self) -> int:
+        raise NotImplementedError
+
+    def score_batch(self) -> None:
+        raise NotImplementedError
+
+    def reject(self, event: Event, value: bytes | None, reason: Reason, error: BaseException | str) -> None:
+        raise NotImplementedError
+
+    def seek_to_stored(self, partitions: list[TopicPartition]) -> None:
+        raise NotImplementedError
+
+    def try_checkpoint(self) -> bool:
+        """A checkpoint that survives a store outage (pause and retry) and a fence (rewind)."""
+        try:
+            self.checkpoint()
+            return True
+        except SQLAlchemyError as exc:
+            self.metrics.commit_failures.labels(reason="store").inc()
+            if self.store_ok:
+                log.error("store unreachable, pausing consumption until it is back: %s", str(exc).splitlines()[0])
+            self.store_ok = False
+            if self.src is not None:
+                self.src.pause()
+            self._stop.wait(STORE_PAUSE_S)
+        except DeliveryError as exc:
+            self.metrics.commit_failures.labels(reason="delivery").inc()
+            log.warning("output not delivered (%s): re-reading from the last checkpoint", exc)
+            self.rewind()
+        except FencedError as exc:
+            self.metrics.commit_failures.labels(reason="fenced").inc()
+            log.warning("%s: dropping uncommitted work and re-reading from the store's offsets", exc)
+            self.rewind()
+        return False
+
+    def deliver(self) -> None:
+        """Flush the producer; a record the producer or broker refuses is dead-lettered, and we flush again."""
+        assert self.sink is not None
+        failures = self.sink.flush()
+        while failures:
+            for failure in failures:
+                if isinstance(failure.tag, Accounted):
+                    self.drop(failure.tag, failure.error)
+                else:
+                    log.error("a dead letter or alert could not be produced: %s", failure.describe())
+            failures = self.sink.flush()
+
+    def checkpoint(self, force: bool = False) -> CommitResult | None:
+        """Commit, in this order:
+
+        1. score the batch in hand;
+        2. flush the producer: every scored event and dead letter is delivered (at least once);
+        3. ONE store transaction: fenced offsets with each partition's event-time progress, window
+           deltas, messages, story hashes, the global watermark, closed windows and their alerts;
+           a record the store refuses is isolated and dead-lettered, and the rest committed;
+        4. publish stored alerts not yet on the alerts topic (outbox, with back-off);
+        5. mirror the offsets into Kafka for lag tooling.
+        """
+        assert self.sink is not None and self.outbox is not None
+        self.score_batch()
+        now = self.now_ms()
+        if not (self.pending.records or self.partitions or force):
+            return None
+        self.deliver()
+        for _ in range(RECORD_RETRIES):
+            cp = self.build_checkpoint(now)
+            try:
+                result = self.store.commit_checkpoint(cp)
+                break
+            except RecordError as exc:
+                if not self.isolate_unstorable(exc):
+                    raise
+                self.deliver()
+        else:
+            raise RecordError("records kept failing to store after isolating the ones refused")
+        # committed: the pending state is now the store's
+        self.novelty.take_pending()
+        self.pending = Pending(batch=self.pending.batch, batch_started_ms=self.pending.batch_started_ms)
+        self.partitions.committed(cp.offsets, cp.progress)
+        self.last_commit_ms = now
+        if not self.store_ok:
+            log.info("store reachable again, resuming consumption")
+            self.store_ok = True
+            if self.src is not None:
+                self.src.resume()
+        self.metrics.commits.inc()
+        self.metrics.last_commit.set(now / 1000)
+        self.observe(result)
+        if result.alerts:
+            self.outbox.raised()
+        self.outbox.publish()
+        if self.src is not None:
+            self.src.commit_async(cp.offsets)
+        return result
+
+    def build_checkpoint(self, now: int) -> Checkpoint:
+        deltas, story_windows, messages = self.pending.totals()
+        return Checkpoint(
+            group_id=self.settings.group_id,
+            offsets=self.partitions.positions(),
+            expected=self.partitions.expected(),
+            deltas=deltas,
+            messages=messages,
+            stories=dict(self.novelty.pending),
+            story_windows=story_windows,
+            progress=self.partitions.progress(now),
+            partitions=self.src.input_partitions() if self.src is not None else None,
+        )
+
+    def isolate_unstorable(self, error: RecordError) -> bool:
+        """Find the records the store refuses (each tried alone, rolled back) and dead-letter them."""
+        live = self.pending.live()
+        bad = self.store.unstorable([a.rows() for a in live])
+        for i in bad:
+            self.drop(live[i], f"the store refused it: {error}")
+        if not bad:
+            log.error("the store refused a checkpoint but no single record: %s", error)
+        return bool(bad)
+
+    def observe(self, result: CommitResult) -> None:
+        if result.watermark_ms is not None:
+            if self.watermark is None or result.watermark_ms > self.watermark:
+                self.watermark = result.watermark_ms
+            self.metrics.watermark.set(self.watermark / 1000)
+        if result.moved_late:
+            self.metrics.late.inc(result.moved_late)
+            log.warning("%d events reached the store after their window closed: counted as late", result.moved_late)
+        self.metrics.observe_closed(result.closed, result.alerts, self.watchlist)
+        for alert in result.alerts:
+            log.warning(
+                "ALERT %s %s=%s window %s: negative ratio %.2f over threshold %.2f (n=%d)",
+                alert.severity,
+                alert.dimension,
+                alert.key,
+                alert.window_start.isoformat(),
+                alert.negative_ratio,
+                alert.threshold,
+                alert.n,
+            )
+
+    def drop_pending(self) -> None:
+        """Forget uncommitted work: its records will be read again."""
+        self.novelty.discard_pending()
+        self.pending = Pending()
+        if self.sink is not None:
+            self.sink.forget()
+
+    def rewind(self) -> None:
+        """Drop uncommitted work and seek every owned partition back to the store's offsets."""
+        self.drop_pending()
+        if self.src is not None:
+            self.seek_to_stored([TopicPartition(t, p) for t, p in self.partitions.positions()])
+
+    def drop(self, accounted: Accounted, error: BaseException | str) -> None:
+        """Take a scored record back out of the pending work and dead-letter it instead."""
+        if accounted.dropped:
+            return
+        accounted.dropped = True
+        if accounted.story is not None:
+            self.novelty.forget(accounted.story)
+        self.reject(accounted.event, accounted.value, "unprocessable", error)

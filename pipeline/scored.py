@@ -1,0 +1,73 @@
+"""One scored message, in the two shapes it leaves the daemon: the Kafka event and the store row."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pipeline.schema import Event
+from pipeline.scorer import Score
+from pipeline.tables import encode_tickers, from_ms
+
+
+def iso_ms(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class ScoredMessage:
+    """An input event with the model's verdict, as published on ``finsent.scored`` and kept for drill-down."""
+
+    event: Event
+    score: Score
+    model_version: str
+    scored_at_ms: int
+    is_repeat: bool
+    late: bool
+
+    def payload(self) -> dict[str, Any]:
+        """The scored event: the input fields passed through, plus the verdict (DESIGN.md, "Scored event")."""
+        e, s, o = self.event, self.score, self.event.origin
+        return {
+            **e.fields,
+            "id": e.id,
+            "sentiment": s.sentiment,
+            "p_negative": s.p_negative,
+            "p_neutral": s.p_neutral,
+            "p_positive": s.p_positive,
+            "topic": s.topic,
+            "p_topic": s.p_topic,
+            "tickers": e.tickers,
+            "kind": e.kind,
+            "is_repeat": self.is_repeat,
+            "late": self.late,
+            "event_time": iso_ms(e.event_time_ms),
+            "model_version": self.model_version,
+            "scored_at": iso_ms(self.scored_at_ms),
+            "input": {"topic": o.topic, "partition": o.partition, "offset": o.offset},
+        }
+
+    def row(self, max_text_chars: int) -> dict[str, Any]:
+        """The ``messages`` row (text cut to ``max_text_chars``)."""
+        e, s, o = self.event, self.score, self.event.origin
+        return {
+            "id": e.id,
+            "event_time": from_ms(e.event_time_ms),
+            "scored_at": from_ms(self.scored_at_ms),
+            "text": e.text[:max_text_chars],
+            "source": e.source,
+            "kind": e.kind,
+            "tickers": encode_tickers(e.tickers),
+            "topic_label": s.topic,
+            "p_topic": s.p_topic,
+            "sentiment": s.sentiment,
+            "p_negative": s.p_negative,
+            "p_neutral": s.p_neutral,
+            "p_positive": s.p_positive,
+            "is_repeat": self.is_repeat,
+            "model_version": self.model_version,
+            "input_topic": o.topic,
+            "input_partition": o.partition,
+            "input_offset": o.offset,
+        }

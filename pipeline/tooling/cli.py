@@ -1,0 +1,209 @@
+"""Local tooling commands: ``finsent broker``, ``dashboard``, ``replay``, ``demo`` and ``bench``.
+
+Mounted by the root ``finsent`` command (pipeline/cli.py) on demand.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from models.console import DataDir, fail
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+
+@app.command()
+def broker(
+    port: Annotated[int, typer.Option(help="Loopback port to listen on.")] = 9092,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+) -> None:
+    """Run the embedded Kafka-protocol broker (Tansu, memory-only) until Ctrl-C."""
+    import time
+
+    from pipeline.tooling.broker import BrokerError, EmbeddedBroker
+
+    try:
+        with EmbeddedBroker(port, host) as b:
+            typer.echo(f"broker listening on {b.bootstrap} (memory-only: data is lost when it stops); Ctrl-C stops it")
+            while b.process is not None and b.process.poll() is None:
+                time.sleep(0.5)
+            raise fail(f"the broker exited with code {b.process.returncode if b.process else '?'}")
+    except BrokerError as exc:
+        raise fail(str(exc)) from exc
+    except KeyboardInterrupt:
+        typer.echo("broker stopped")
+
+
+@app.command()
+def dashboard(
+    store: Annotated[
+        str,
+        typer.Option("--store", envvar="FINSENT_STORE_URL", help="Store to read (SQLite path URL or PostgreSQL URL)."),
+    ] = "sqlite:///finsent.db",
+    host: Annotated[str, typer.Option(help="Address to serve on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8501,
+    model: Annotated[
+        Optional[Path],
+        typer.Option("--model", envvar="FINSENT_MODEL_DIR", help="Model folder shown on the Model page."),
+    ] = None,
+) -> None:
+    """Serve the analyst dashboard (Streamlit) on the given store."""
+    import os
+    import subprocess
+
+    from pipeline.tooling.dashboard_server import streamlit_command
+
+    env = {**os.environ, "FINSENT_STORE_URL": store}
+    if model is not None:
+        env["FINSENT_MODEL_DIR"] = str(model)
+    typer.echo(f"dashboard on http://{host}:{port} (store {store.split('@')[-1]}); Ctrl-C stops it")
+    try:
+        raise typer.Exit(subprocess.call(streamlit_command(host, port), env=env))
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
+
+
+@app.command()
+def replay(
+    files: Annotated[
+        Optional[list[Path]],
+        typer.Argument(
+            help="JSONL or CSV files (text, optional published_at, source, tickers). None: the synthetic stream."
+        ),
+    ] = None,
+    topic: Annotated[str, typer.Option(help="Topic to write to.")] = "finsent.news",
+    bootstrap: Annotated[
+        str, typer.Option(envvar="FINSENT_KAFKA_BOOTSTRAP", help="Kafka bootstrap servers.")
+    ] = "localhost:9092",
+    rate: Annotated[float, typer.Option(help="Messages per second (0 = as fast as possible).")] = 20.0,
+    count: Annotated[Optional[int], typer.Option(help="Stop after N messages.")] = None,
+    duration: Annotated[Optional[float], typer.Option(help="Stop after S seconds.")] = None,
+    retime: Annotated[bool, typer.Option(help="Stamp file records with the time they are sent.")] = False,
+    spike_ticker: Annotated[str, typer.Option(help="Synthetic: company hit by a negative burst.")] = "NVDA",
+    spike_at: Annotated[float, typer.Option(help="Synthetic: seconds until the burst (negative = no burst).")] = 60.0,
+    spike_duration: Annotated[float, typer.Option(help="Synthetic: length of the burst in seconds.")] = 40.0,
+    malformed_share: Annotated[float, typer.Option(help="Synthetic: share of deliberately malformed records.")] = 0.01,
+    seed: Annotated[int, typer.Option(help="Synthetic: random seed.")] = 7,
+) -> None:
+    """Feed a topic from files or from the synthetic generator (with a scripted negative spike), with a progress bar."""
+    from kafka import KafkaProducer
+    from kafka.errors import KafkaError
+
+    from pipeline.tooling.replay import ReplayError, read_files, synthetic_records
+    from pipeline.tooling.replay import replay as run_replay
+    from pipeline.tooling.synthetic import SpikeScript, SyntheticConfig, SyntheticStream
+
+    if files:
+        records = read_files(files, retime=retime)
+    else:
+        spike = SpikeScript(spike_ticker.upper(), spike_at, spike_duration) if spike_at >= 0 else None
+        records = synthetic_records(
+            SyntheticStream(SyntheticConfig(seed=seed, malformed_share=malformed_share, spike=spike))
+        )
+        if count is None and duration is None:
+            typer.echo("synthetic stream: runs until Ctrl-C (use --count or --duration to stop by itself)")
+    try:
+        producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), linger_ms=20, acks="all")
+    except KafkaError as exc:
+        raise fail(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
+    try:
+        sent = run_replay(records, producer, topic, rate=rate, limit=count, duration_s=duration)
+    except ReplayError as exc:
+        raise fail(str(exc)) from exc
+    except KeyboardInterrupt:
+        sent = -1
+    finally:
+        producer.close(timeout=10)
+    if sent >= 0:
+        typer.echo(f"sent {sent} messages to {topic}")
+
+
+@app.command()
+def demo(
+    duration: Annotated[
+        Optional[float], typer.Option(help="Stop by itself after S seconds and print a summary.")
+    ] = None,
+    dashboard: Annotated[bool, typer.Option("--dashboard/--no-dashboard", help="Also serve the dashboard.")] = True,
+    store: Annotated[
+        str, typer.Option("--store", help="Store the demo writes (kept afterwards for `finsent dashboard`).")
+    ] = "sqlite:///finsent-demo.db",
+    rate: Annotated[float, typer.Option(help="Synthetic messages per second.")] = 25.0,
+    spike_at: Annotated[float, typer.Option(help="Seconds until the scripted negative burst.")] = 60.0,
+    dashboard_port: Annotated[int, typer.Option(help="Dashboard port.")] = 8501,
+    metrics_port: Annotated[int, typer.Option(help="Daemon metrics port (0 = any free port).")] = 9108,
+) -> None:
+    """Everything on one machine, no set-up: embedded broker, daemon, synthetic stream with a spike, dashboard."""
+    from pipeline.tooling.demo import DemoError, run_demo
+
+    try:
+        summary = run_demo(
+            duration_s=duration,
+            with_dashboard=dashboard,
+            store_url=store,
+            rate=rate,
+            spike_at_s=spike_at,
+            dashboard_port=dashboard_port,
+            metrics_port=metrics_port,
+            echo=typer.echo,
+        )
+    except DemoError as exc:
+        raise fail(str(exc)) from exc
+    typer.echo(summary.render())
+    if not summary.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def bench(
+    texts: Annotated[int, typer.Option(help="Texts for the throughput run.")] = 4000,
+    data_dir: DataDir = None,
+    model: Annotated[
+        Optional[Path],
+        typer.Option("--model", envvar="FINSENT_MODEL_DIR", help="Model folder (default: the shipped model)."),
+    ] = None,
+    threads: Annotated[int, typer.Option(help="ONNX Runtime threads of the daemon.")] = 2,
+    latency_s: Annotated[float, typer.Option(help="Length of the paced latency run.")] = 20.0,
+    baseline: Annotated[
+        bool, typer.Option("--baseline/--no-baseline", help="Also time the Hugging Face pipeline.")
+    ] = True,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the report as JSON here.")] = None,
+) -> None:
+    """Measure texts/s end to end, event-to-scored latency and peak RSS, against the HF pipeline baseline."""
+
+    from pipeline.tooling.bench import run_benchmark
+
+    try:
+        report = run_benchmark(
+            texts,
+            data_dir=str(data_dir) if data_dir else None,
+            model=str(model) if model else None,
+            threads=threads,
+            latency_s=latency_s,
+            baseline=baseline,
+            echo=typer.echo,
+        )
+    except RuntimeError as exc:
+        raise fail(str(exc)) from exc
+    typer.echo(
+        f"end to end:   {report['end_to_end_texts_per_s']:.0f} texts/s ({report['texts']} texts, "
+        f"{report['threads']} threads), peak RSS {report['peak_rss_mb']:.0f} MB"
+    )
+    typer.echo(
+        f"latency:      p50 {report['latency_ms_p50']:.0f} ms, p99 {report['latency_ms_p99']:.0f} ms "
+        f"at {report['latency_rate_per_s']:.0f} texts/s"
+    )
+    hf = report.get("hf_pipeline", {})
+    if "bs1_texts_per_s" in hf:
+        typer.echo(
+            f"HF pipeline:  {hf['bs1_texts_per_s']:.0f} texts/s (default, batch 1), "
+            f"{hf['bs32_texts_per_s']:.0f} texts/s (batch 32); daemon end to end is "
+            f"{report['speedup_vs_hf_pipeline_default']:.1f}x the default pipeline"
+        )
+    elif hf:
+        typer.echo(f"HF pipeline:  skipped ({hf.get('skipped')})")
+    if output:
+        output.write_text(json.dumps(report, indent=2))

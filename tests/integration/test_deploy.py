@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -100,3 +101,100 @@ def test_systemd_unit_verifies(tmp_path: Path) -> None:
     unit.write_text((DEPLOY / "systemd" / "finsent.service").read_text().replace("/opt/finsent/bin/finsent", finsent))
     out = check(analyze, "verify", str(unit))
     assert "finsent.service" not in out, out
+
+
+def test_systemd_unit_is_sandboxed() -> None:
+    analyze = tool("systemd-analyze", "the Debian package systemd")
+    out = check(analyze, "security", "--offline=true", "--no-pager", str(DEPLOY / "systemd" / "finsent.service"))
+    match = re.search(r"Overall exposure level for finsent\.service: (\d+\.\d+)", out)
+    assert match, out
+    assert float(match.group(1)) <= 3.0, f"the unit is too exposed:\n{out}"
+
+
+def k8s_documents() -> list[dict]:
+    import yaml
+
+    return [doc for p in sorted((DEPLOY / "k8s").glob("*.yaml")) for doc in yaml.safe_load_all(p.read_text()) if doc]
+
+
+def pod_specs() -> dict[str, dict]:
+    return {d["metadata"]["name"]: d["spec"]["template"]["spec"] for d in k8s_documents() if d["kind"] == "Deployment"}
+
+
+def test_every_k8s_container_is_hardened() -> None:
+    specs = pod_specs()
+    assert {"finsent", "finsent-dashboard", "finsent-auth-proxy"} <= set(specs)
+    for name, spec in specs.items():
+        assert spec.get("automountServiceAccountToken") is False, name
+        assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        empty_dirs = {v["name"] for v in spec.get("volumes", []) if "emptyDir" in v}
+        for container in spec["containers"] + spec.get("initContainers", []):
+            where = f"{name}/{container['name']}"
+            ctx = container.get("securityContext", {})
+            assert ctx.get("runAsNonRoot") is True, where
+            assert ctx.get("readOnlyRootFilesystem") is True, where
+            assert ctx.get("allowPrivilegeEscalation") is False, where
+            assert ctx.get("seccompProfile") == {"type": "RuntimeDefault"}, where
+            assert ctx.get("capabilities", {}).get("drop") == ["ALL"], where
+            assert not ctx.get("capabilities", {}).get("add"), where
+            mounts = {m["name"]: m["mountPath"] for m in container.get("volumeMounts", [])}
+            assert mounts.get("tmp") == "/tmp" and "tmp" in empty_dirs, f"{where}: no writable /tmp"
+
+
+def test_k8s_dashboard_gets_the_reader_url_only() -> None:
+    (dashboard,) = pod_specs()["finsent-dashboard"]["containers"]
+    assert not dashboard.get("envFrom"), "envFrom would hand the dashboard every key of a secret or ConfigMap"
+    secret_refs = {e["valueFrom"]["secretKeyRef"]["name"] for e in dashboard["env"] if "valueFrom" in e}
+    assert secret_refs == {"finsent-dashboard-credentials"}
+    assert not any(e["name"].startswith(("FINSENT_KAFKA", "FINSENT_SASL")) for e in dashboard["env"])
+    assert not any("://" in a for a in dashboard.get("args", []) + dashboard.get("command", []))
+    secrets = {d["metadata"]["name"]: d["stringData"] for d in k8s_documents() if d["kind"] == "Secret"}
+    assert set(secrets["finsent-dashboard-credentials"]) == {"FINSENT_STORE_URL"}
+    assert secrets["finsent-dashboard-credentials"]["FINSENT_STORE_URL"].startswith("postgresql://finsent_dashboard:")
+
+
+def test_network_policies_fence_every_finsent_pod() -> None:
+    policies = {d["metadata"]["name"]: d["spec"] for d in k8s_documents() if d["kind"] == "NetworkPolicy"}
+    deny = policies["finsent-default-deny"]
+    assert set(deny["policyTypes"]) == {"Ingress", "Egress"} and not deny.get("ingress") and not deny.get("egress")
+    pods = {
+        d["metadata"]["name"]: d["spec"]["template"]["metadata"]["labels"]
+        for d in k8s_documents()
+        if d["kind"] == "Deployment"
+    }
+    for name, labels in pods.items():
+        assert deny["podSelector"]["matchLabels"].items() <= labels.items(), f"{name} is not fenced"
+    scorer, dashboard = policies["finsent-scorer"], policies["finsent-dashboard"]
+    assert [p["port"] for rule in scorer["ingress"] for p in rule["ports"]] == [9108]
+    assert all("prometheus" in str(rule["from"]) for rule in scorer["ingress"])
+    assert {p["port"] for rule in scorer["egress"] for p in rule["ports"]} == {9092, 9093, 5432, 53}
+    (allowed,) = dashboard["ingress"]
+    assert allowed["from"] == [
+        {
+            "podSelector": {
+                "matchLabels": {"app.kubernetes.io/name": "finsent", "app.kubernetes.io/component": "auth-proxy"}
+            }
+        }
+    ]
+    assert {p["port"] for rule in dashboard["egress"] for p in rule["ports"]} == {5432, 53}
+
+
+def test_compose_publishes_on_loopback_only_and_keeps_secrets_off_command_lines() -> None:
+    import yaml
+
+    services = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]
+    published = {name: s["ports"] for name, s in services.items() if s.get("ports")}
+    assert set(published) == {"dashboard-proxy", "prometheus", "alertmanager"}
+    for name, ports in published.items():
+        assert all(str(p).startswith("127.0.0.1:") for p in ports), f"{name} is published beyond loopback: {ports}"
+    for name, service in services.items():
+        words = " ".join(str(w) for key in ("command", "entrypoint") for w in service.get(key) or [])
+        env = service.get("environment") or {}
+        assert not re.search(r"://[^:/@\s]+:(?!\$\$)[^@\s]+@", words + " ".join(map(str, env.values()))), name
+        assert not any("PASSWORD" in k and not k.endswith(("_FILE", "_SECRET")) for k in env), (
+            f"{name}: password in env"
+        )
+    dashboard = services["dashboard"]
+    assert not any(k.startswith(("FINSENT_KAFKA", "FINSENT_SASL")) for k in dashboard["environment"])
+    assert dashboard["environment"]["STORE_DB_USER"] == "finsent_dashboard"
+    assert dashboard["secrets"] == ["finsent_dashboard_db_password"]

@@ -22,6 +22,7 @@ from pipeline.alerts import SpikeDetector
 from pipeline.config import Settings
 from pipeline.daemon import Clock, Daemon
 from pipeline.http import HealthServer
+from pipeline.linker import default_linker
 from pipeline.metrics import PipelineMetrics
 from pipeline.scorer import ModelWatcher, OnnxScorer, Scorer
 from pipeline.sinks import KafkaSink
@@ -72,7 +73,8 @@ def build_daemon(
     metrics.model_info.info({"version": scorer.version, "precision": scorer.precision, "provider": scorer.provider})
     store = build_store(settings)
     upkeep = Upkeep(settings, metrics, store, watcher)
-    return Daemon(settings, metrics=metrics, store=store, scorer=scorer, upkeep=upkeep, clock=clock)
+    linker = default_linker() if settings.link_company_names else None
+    return Daemon(settings, metrics=metrics, store=store, scorer=scorer, linker=linker, upkeep=upkeep, clock=clock)
 
 
 def connect(settings: Settings) -> tuple[KafkaSink, KafkaSource]:

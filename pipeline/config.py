@@ -77,6 +77,7 @@ class Settings(BaseSettings):
     idle_partition_s: int = Field(10, ge=1)
     progress_interval_ms: int = Field(1000, ge=100)
     watchlist: Annotated[list[str], NoDecode] = []
+    link_company_names: bool = True
     novelty_horizon_s: int = Field(6 * 3600, ge=0)
     novelty_max_stories: int = Field(200_000, ge=1000)
     max_future_s: int = Field(300, ge=0, le=7 * 24 * 3600)

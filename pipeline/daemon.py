@@ -40,6 +40,7 @@ from pipeline.scorer import Score, Scorer
 from pipeline.sinks import DeliveryError, KafkaSink, encode_json, max_output_bytes
 from pipeline.source import KafkaSource
 from pipeline.store import FencedError, RecordError, Store
+from pipeline.tickers import NameLinker
 from pipeline.upkeep import Upkeep
 from pipeline.windows import dimension_keys, is_window_closed, window_start
 
@@ -64,6 +65,7 @@ class Daemon(CheckpointProtocol):
         metrics: PipelineMetrics,
         store: Store,
         scorer: Scorer,
+        linker: NameLinker | None = None,
         upkeep: Upkeep | None = None,
         clock: Clock = time.time,
     ) -> None:
@@ -71,6 +73,7 @@ class Daemon(CheckpointProtocol):
         self.metrics = metrics
         self.store = store
         self.scorer = scorer
+        self.linker = linker
         self.upkeep = upkeep or Upkeep(settings, metrics, store, watcher=None)
         self.clock = clock
         self.novelty = NoveltyFilter(settings.novelty_horizon_s * 1000, max_stories=settings.novelty_max_stories)
@@ -201,6 +204,7 @@ class Daemon(CheckpointProtocol):
             max_bytes=self.settings.max_message_bytes,
             max_future_ms=self.settings.max_future_s * 1000,
             watchlist=self.watchlist,
+            linker=self.linker,
         )
         if isinstance(parsed, Rejected):
             self.dead_letter(parsed)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from pipeline.tickers import extract_tickers
+from pipeline.tickers import NameLinker, TickerSource, ticker_sources
 
 Reason = Literal[
     "too_large",
@@ -73,6 +73,7 @@ class Event:
     tickers: list[str]
     origin: Origin
     fields: dict[str, Any] = field(default_factory=dict)  # the message as sent, passed through
+    ticker_sources: dict[str, TickerSource] = field(default_factory=dict)  # where each ticker came from
 
 
 @dataclass(frozen=True)
@@ -211,7 +212,14 @@ def _optional_str(obj: dict[str, Any], name: str, limit: int) -> str | None:
 
 
 def _build(
-    value: bytes | None, origin: Origin, *, max_bytes: int, now_ms: int, max_future_ms: int, watchlist: frozenset[str]
+    value: bytes | None,
+    origin: Origin,
+    *,
+    max_bytes: int,
+    now_ms: int,
+    max_future_ms: int,
+    watchlist: frozenset[str],
+    linker: NameLinker | None,
 ) -> Event:
     if value is None:
         raise _Invalid("not_json", "the record has no value (tombstone)")
@@ -260,8 +268,8 @@ def _build(
     given = obj.get("tickers")
     if given is not None:
         _check_tickers(given)
-    tickers = extract_tickers(text, given or (), watchlist)
-    return Event(message_id, text, event_time, source, kind, tickers, origin, obj)
+    sources = ticker_sources(text, given or (), watchlist, linker)
+    return Event(message_id, text, event_time, source, kind, list(sources), origin, obj, sources)
 
 
 def parse_record(
@@ -272,11 +280,22 @@ def parse_record(
     max_bytes: int = 1 << 20,
     max_future_ms: int = DEFAULT_MAX_FUTURE_MS,
     watchlist: frozenset[str] = frozenset(),
+    linker: NameLinker | None = None,
 ) -> Event | Rejected:
-    """One record -> ``Event`` or ``Rejected`` (with a reason code and a short detail)."""
+    """One record -> ``Event`` or ``Rejected`` (with a reason code and a short detail).
+
+    ``linker`` finds companies named in plain text (``pipeline.linker``); without one, tickers come
+    only from the message's ``tickers`` field, cashtags and the watchlist.
+    """
     try:
         return _build(
-            value, origin, max_bytes=max_bytes, now_ms=now_ms, max_future_ms=max_future_ms, watchlist=watchlist
+            value,
+            origin,
+            max_bytes=max_bytes,
+            now_ms=now_ms,
+            max_future_ms=max_future_ms,
+            watchlist=watchlist,
+            linker=linker,
         )
     except _Invalid as exc:
         return Rejected(value, exc.reason, exc.detail, origin)

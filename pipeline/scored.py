@@ -39,6 +39,7 @@ class ScoredMessage:
             "topic": s.topic,
             "p_topic": s.p_topic,
             "tickers": e.tickers,
+            "ticker_sources": e.ticker_sources,
             "kind": e.kind,
             "is_repeat": self.is_repeat,
             "late": self.late,

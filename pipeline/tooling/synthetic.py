@@ -148,6 +148,8 @@ SPIKE_TEMPLATES = (
     "Regulators open investigation into {c} accounting; shares crater",
     "${t} crashing hard, this is a disaster for {c} holders",
 )
+TICKERS_FIELD_SHARE = 0.2
+CASHTAG_SHARE = 0.3
 COMMENT_PREFIXES = ("", "", "Wow. ", "Ugh, ", "Called it: ", "Thoughts? ")
 MALFORMED: tuple[bytes, ...] = (
     b"{not json",
@@ -210,8 +212,10 @@ class SyntheticStream:
             kind = "comment" if r.random() < cfg.comment_share else "news"
             if kind == "comment":
                 text = r.choice(COMMENT_PREFIXES) + text
-        tickers = [company[1]] if company[0] in text else []
-        if tickers and r.random() < 0.5:
+        # as real feeds do: a few messages carry a tickers field, some a cashtag, most only name the company
+        named = company[0] in text
+        tickers = [company[1]] if named and r.random() < TICKERS_FIELD_SHARE else []
+        if named and r.random() < CASHTAG_SHARE:
             text = f"{text} ${company[1]}"
         self.count += 1
         return {

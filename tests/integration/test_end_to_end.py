@@ -25,6 +25,7 @@ GOOD = [
             "Tesla upgraded to outperform at Baird; $TSLA price target raised",
             "Oil prices slide as OPEC+ agrees to raise output",
             "Goldman Sachs names new chief financial officer",
+            "Nvidia slides after guidance cut",
         ]
         * 5
     )
@@ -62,6 +63,10 @@ def test_good_and_bad_messages(broker: EmbeddedBroker, unique: str, tmp_path: Pa
     assert event["sentiment"] in ("negative", "neutral", "positive")
     assert abs(event["p_negative"] + event["p_neutral"] + event["p_positive"] - 1) < 1e-3
     assert event["tickers"] == ["AAPL"] and event["extra"] == {"n": 0}
+    assert event["ticker_sources"] == {"AAPL": "cashtag"}
+    named = json.loads(next(r.value for r in scored if r.key == b"good-6"))
+    assert named["text"] == "Nvidia slides after guidance cut" and "tickers" not in GOOD[6]
+    assert named["tickers"] == ["NVDA"] and named["ticker_sources"] == {"NVDA": "name"}, "a company named in plain text"
     assert event["input"]["topic"] == settings.input_topics[0]
     assert event["model_version"] and event["scored_at"].endswith("Z")
 
@@ -75,7 +80,7 @@ def test_good_and_bad_messages(broker: EmbeddedBroker, unique: str, tmp_path: Pa
 
     assert sum(v["n"] for v in totals.values()) == len(GOOD)
     assert sum(v["n_negative"] + v["n_neutral"] + v["n_positive"] for v in totals.values()) == len(GOOD)
-    assert sum(v["n_unique"] for v in totals.values()) == 6, "each story repeated 5 times counts once as unique"
+    assert sum(v["n_unique"] for v in totals.values()) == 7, "each story repeated 5 times counts once as unique"
 
     def sample(name: str, **labels: str) -> float:
         return registry.get_sample_value(name, labels) or 0.0

@@ -86,3 +86,14 @@ def test_secrets_are_masked() -> None:
 )
 def test_extract_tickers(text: str, given: list[str], watch: set[str], expected: list[str]) -> None:
     assert extract_tickers(text, given, frozenset(watch)) == expected
+
+
+def test_each_ticker_keeps_where_it_came_from_in_order_of_precedence() -> None:
+    from pipeline.linker import default_linker
+    from pipeline.tickers import ticker_sources
+
+    text = "Nvidia and $AMD rally; MSFT flat as Apple shares slip"
+    sources = ticker_sources(text, ["amd", "INTC"], frozenset({"MSFT"}), default_linker())
+    assert sources == {"AAPL": "name", "AMD": "given", "INTC": "given", "MSFT": "watchlist", "NVDA": "name"}
+    assert ticker_sources("Nvidia slides after guidance cut", linker=default_linker()) == {"NVDA": "name"}
+    assert ticker_sources("Nvidia slides after guidance cut") == {}, "no linker: names are not linked"

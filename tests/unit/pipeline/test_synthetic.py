@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 
+from pipeline.linker import default_linker
 from pipeline.schema import Event, Origin, parse_record
 from pipeline.tooling.synthetic import TEMPLATES, SpikeScript, SyntheticConfig, SyntheticStream
 
@@ -27,10 +28,16 @@ def test_stream_is_valid_mostly_and_deterministic() -> None:
     assert {e.kind for e in events} == {"news", "comment"}
 
 
-def test_spike_window_is_dominated_by_its_ticker() -> None:
+def test_spike_window_is_dominated_by_its_ticker_found_by_name() -> None:
     stream = SyntheticStream(SyntheticConfig(seed=1, spike=SpikeScript("NVDA", start_s=10, duration_s=10, share=0.5)))
-    records = [json.loads(v) for v in stream.take(600, NOW, 50) if v.startswith(b'{"id"')]
-    before = [m for m in records if m["published_at"] - NOW < 10_000]
-    during = [m for m in records if 10_000 <= m["published_at"] - NOW < 20_000]
-    assert sum("NVDA" in m["tickers"] for m in before) < 0.15 * len(before)
-    assert sum("NVDA" in m["tickers"] for m in during) > 0.4 * len(during)
+    values = [v for v in stream.take(600, NOW, 50) if v.startswith(b'{"id"')]
+    linker = default_linker()
+    events = [parse_record(v, Origin("t", 0, i), now_ms=NOW + 10**6, linker=linker) for i, v in enumerate(values)]
+    before = [e for e in events if isinstance(e, Event) and e.event_time_ms - NOW < 10_000]
+    during = [e for e in events if isinstance(e, Event) and 10_000 <= e.event_time_ms - NOW < 20_000]
+    assert sum("NVDA" in e.tickers for e in before) < 0.15 * len(before)
+    assert sum("NVDA" in e.tickers for e in during) > 0.4 * len(during)
+    sent = [json.loads(v) for v in values]
+    assert sum(bool(m["tickers"]) for m in sent) < 0.3 * len(sent), "most messages name companies in plain text"
+    by_name = [e for e in events if isinstance(e, Event) and "name" in e.ticker_sources.values()]
+    assert len(by_name) > 0.3 * len(events), "the linker finds the companies the text names"

@@ -14,8 +14,8 @@ from collections.abc import Callable
 import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
-from dashboard import data
-from dashboard.ui import View, choose
+from dashboard import data, identity
+from dashboard.ui import View, choose, md_text
 from dashboard.views import alerts, explore, feedback, model, overview
 from pipeline.engine import mask_url
 
@@ -31,13 +31,21 @@ LIVE = ("Overview", "Alerts")  # pages that refresh themselves
 
 st.set_page_config(page_title="FinSent Monitor", layout="wide")
 
+# ---- who is looking (see dashboard/identity.py) ------------------------------------------------------
+analyst = identity.current()
+if analyst.source == "login" and analyst.name is None:
+    st.title("FinSent Monitor")
+    st.info("Sign in with your organisation's identity provider to see the dashboard.")
+    st.button("Log in", on_click=st.login, type="primary")
+    st.stop()
+
 # ---- store ---------------------------------------------------------------------------------------
 store_url = os.environ.get("FINSENT_STORE_URL", DEFAULT_STORE)
 st.sidebar.title("FinSent Monitor")
 try:
     ready = data.has_schema(store_url)
 except (SQLAlchemyError, ValueError, RuntimeError) as exc:
-    st.error(f"The store at {mask_url(store_url)} cannot be reached: {str(exc).splitlines()[0]}")
+    st.error(f"The store at {md_text(mask_url(store_url))} cannot be reached: {md_text(str(exc).splitlines()[0])}")
     st.info("Check FINSENT_STORE_URL / --store, and that the database is running.")
     st.stop()
 if not ready:
@@ -53,9 +61,12 @@ range_name = choose("Time range", list(data.RANGES), "range", "1h", allow_none=F
 try:
     view = View(store_url, range_name, data.options(store_url))
 except SQLAlchemyError as exc:
-    st.error(f"The store stopped answering: {str(exc).splitlines()[0]}")
+    st.error(f"The store stopped answering: {md_text(str(exc).splitlines()[0])}")
     st.stop()
-st.sidebar.caption(f"Store: `{mask_url(store_url)}` · refreshes every {data.REFRESH_S}s")
+st.sidebar.caption(f"Store: {md_text(mask_url(store_url))} · refreshes every {data.REFRESH_S}s")
+st.sidebar.caption(md_text(analyst.describe()))
+if analyst.source == "login":
+    st.sidebar.button("Log out", on_click=st.logout)
 
 
 @st.fragment(run_every=data.REFRESH_S)
@@ -63,7 +74,7 @@ def live() -> None:
     try:
         PAGES[page](view)
     except SQLAlchemyError as exc:
-        st.warning(f"The store did not answer this refresh ({str(exc).splitlines()[0]}); retrying.")
+        st.warning(f"The store did not answer this refresh ({md_text(str(exc).splitlines()[0])}); retrying.")
 
 
 st.title(page)

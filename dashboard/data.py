@@ -7,6 +7,7 @@ store but its table definitions (``pipeline.tables``) and the engine factory.
 
 from __future__ import annotations
 
+import csv
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy import Engine, and_, case, func, select
 
+from models.data import neutralise_formula
 from pipeline import tables as t
 from pipeline.engine import create_store_engine
 
@@ -320,7 +322,12 @@ def feedback(url: str) -> pd.DataFrame:
 
 @cached
 def feedback_training_csv(url: str) -> str:
-    """The corrections as a CSV that ``finsent train --extra-data`` reads (text, sentiment, topic)."""
+    """The corrections as a CSV that ``finsent train --extra-data`` reads (text, sentiment, topic).
+
+    Message text is untrusted: a cell that a spreadsheet would run as a formula starts with ``'``
+    (OWASP's advice), which ``read_extra`` removes again.
+    """
     frame = feedback(url)
     latest = frame.sort_values("created_at").groupby("message_id").tail(1)  # the last word on each message
-    return latest[["text", "sentiment", "topic"]].fillna("").to_csv(index=False)
+    rows = latest[["text", "sentiment", "topic"]].fillna("").astype(str)
+    return rows.map(neutralise_formula).to_csv(index=False, quoting=csv.QUOTE_ALL)  # every cell quoted, as OWASP says

@@ -2,6 +2,9 @@
 
 Serving checks the card at start-up: files present, sha256 values matching, labels
 equal to the contract's. Any mismatch is one readable sentence in ``ModelError``.
+Each file is read once into memory, hashed, and used from those bytes (``load_verified``),
+so a file swapped after the check is never the one loaded; the card's file names must
+stay inside the artifact folder.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from models.contract import INPUT_NAMES, SENTIMENT_LABELS, SENTIMENT_OUTPUT, TOPIC_LABELS, TOPIC_OUTPUT
@@ -20,6 +23,10 @@ SHIPPED_MODEL_DIR = Path(__file__).parent / "artifacts" / "finsent-minilm-v1"
 
 class ModelError(RuntimeError):
     """The model artifact cannot be used; the message says why and what to do."""
+
+
+def sha256_of_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def sha256_of(path: Path) -> str:
@@ -72,9 +79,67 @@ def read_card(model: str | Path) -> ModelCard:
         raise ModelError(f"model card {path} is not a valid card ({exc})") from exc
 
 
+@dataclass(frozen=True)
+class VerifiedArtifact:
+    """A card and the bytes of every file it lists, each checked against its sha256."""
+
+    card: ModelCard
+    folder: Path
+    files: dict[str, bytes]
+
+
+def member_path(folder: Path, name: str, card: Path) -> Path:
+    """``folder / name`` for a plain relative name; an absolute name or one with ``..`` is refused."""
+    posix, windows = PurePosixPath(name), PureWindowsPath(name)
+    if (
+        not name
+        or posix.is_absolute()
+        or windows.is_absolute()
+        or windows.drive
+        or ".." in posix.parts
+        or ".." in windows.parts
+    ):
+        raise ModelError(
+            f"model card {card} names the file {name!r}, which is outside its folder: "
+            "a card may only name files beside it (re-export the model)"
+        )
+    return folder / name
+
+
+def load_verified(model: str | Path) -> VerifiedArtifact:
+    """Read the card, then each file it lists once, checking names, checksums and labels."""
+    card = check_labels(read_card(model), model)
+    path = card_path(model)
+    folder = path.parent
+    for name in (card.model_file, card.tokenizer_file):
+        if name not in card.files:
+            raise ModelError(f"model card {path} records no sha256 for {name}")
+    blobs: dict[str, bytes] = {}
+    for name, expected in card.files.items():
+        member = member_path(folder, name, path)
+        try:
+            data = member.read_bytes()
+        except FileNotFoundError:
+            raise ModelError(f"model file {member} is missing") from None
+        except OSError as exc:
+            raise ModelError(f"model file {member} cannot be read ({exc.strerror or exc})") from exc
+        actual = sha256_of_bytes(data)
+        if actual != expected:
+            raise ModelError(
+                f"model file {member} does not match its card (sha256 {actual[:12]}…, "
+                f"card says {expected[:12]}…): re-export or restore the file"
+            )
+        blobs[name] = data
+    return VerifiedArtifact(card, folder, blobs)
+
+
 def verify_card(model: str | Path) -> ModelCard:
     """Read the card and check files, checksums and labels against the contract."""
-    card = read_card(model)
+    return load_verified(model).card
+
+
+def check_labels(card: ModelCard, model: str | Path) -> ModelCard:
+    """The card's labels must be this version's contract."""
     folder = card_path(model).parent
     if card.sentiment_labels != list(SENTIMENT_LABELS):
         raise ModelError(
@@ -83,19 +148,6 @@ def verify_card(model: str | Path) -> ModelCard:
         )
     if card.topic_labels != list(TOPIC_LABELS):
         raise ModelError(f"model {folder} has topic labels that differ from this version's contract")
-    for name in (card.model_file, card.tokenizer_file):
-        if name not in card.files:
-            raise ModelError(f"model card {card_path(model)} records no sha256 for {name}")
-    for name, expected in card.files.items():
-        path = folder / name
-        if not path.is_file():
-            raise ModelError(f"model file {path} is missing")
-        actual = sha256_of(path)
-        if actual != expected:
-            raise ModelError(
-                f"model file {path} does not match its card (sha256 {actual[:12]}…, "
-                f"card says {expected[:12]}…): re-export or restore the file"
-            )
     return card
 
 

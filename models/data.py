@@ -15,6 +15,7 @@ import csv
 import json
 import os
 import random
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -141,8 +142,28 @@ def split_overlap(train: Iterable[Example], test: Sequence[Example]) -> tuple[li
     return kept, len(test) - len(kept)
 
 
+# OWASP CSV injection: a cell a spreadsheet would run as a formula gets a leading "'". Cells that
+# already start with quotes before such a character get one more, so reading strips exactly one
+# quote from any cell matching _NEUTRALISED and every text comes back as it was written.
+_FORMULA = re.compile(r"'*[=+\-@\t\r]")
+_NEUTRALISED = re.compile(r"'+[=+\-@\t\r]")
+
+
+def neutralise_formula(cell: str) -> str:
+    """``cell`` as a CSV cell no spreadsheet runs as a formula (``=HYPERLINK(…)`` → ``'=HYPERLINK(…)``)."""
+    return "'" + cell if _FORMULA.match(cell) else cell
+
+
+def restore_formula(cell: str) -> str:
+    """The inverse of ``neutralise_formula``."""
+    return cell[1:] if _NEUTRALISED.match(cell) else cell
+
+
 def read_extra(path: Path) -> list[Example]:
-    """Extra labelled rows (CSV or JSONL) with ``text`` and ``sentiment`` and/or ``topic`` names."""
+    """Extra labelled rows (CSV or JSONL) with ``text`` and ``sentiment`` and/or ``topic`` names.
+
+    CSV cells neutralised against formula injection (the dashboard's export) are read back as written.
+    """
     if not path.is_file():
         raise DataError(f"extra data file {path} does not exist")
     if path.suffix.lower() in (".jsonl", ".json"):
@@ -150,7 +171,10 @@ def read_extra(path: Path) -> list[Example]:
             records = [json.loads(line) for line in fh if line.strip()]
     else:
         with path.open(newline="", encoding="utf-8") as fh:
-            records = list(csv.DictReader(fh))
+            records = [
+                {k: restore_formula(v) if isinstance(v, str) else v for k, v in rec.items()}
+                for rec in csv.DictReader(fh)
+            ]
     rows = []
     for i, rec in enumerate(records, start=1):
         text = str(rec.get("text") or "").strip()

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from models.card import ModelCard, ModelError, card_path, verify_card
+from models.card import ModelCard, ModelError, load_verified
 from models.contract import SENTIMENT_OUTPUT, TOPIC_OUTPUT
-from models.tokenization import encode, load_tokenizer, pad_batch, pad_id_of
+from models.tokenization import encode, pad_batch, pad_id_of, tokenizer_from_json
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +45,19 @@ def choose_providers(preferred: str = "auto") -> list[str]:
 
 
 class OnnxModel:
-    """A verified artifact: card, tokenizer and inference session."""
+    """A verified artifact: card, tokenizer and inference session, built from the bytes that were hashed."""
 
     def __init__(self, model: str | Path, *, threads: int = 0, provider: str = "auto") -> None:
-        self.card: ModelCard = verify_card(model)
-        self.folder = card_path(model).parent
-        self.tokenizer = load_tokenizer(self.folder / self.card.tokenizer_file, self.card.max_length)
+        artifact = load_verified(model)
+        self.card: ModelCard = artifact.card
+        self.folder = artifact.folder
+        try:
+            tokenizer_json = artifact.files[self.card.tokenizer_file].decode("utf-8")
+            self.tokenizer = tokenizer_from_json(tokenizer_json, self.card.max_length)
+        except Exception as exc:  # the Rust tokenizer raises untyped errors for a broken file
+            raise ModelError(
+                f"tokenizer {self.folder / self.card.tokenizer_file} cannot be loaded: {str(exc).splitlines()[0]}"
+            ) from exc
         self.pad_id = pad_id_of(self.tokenizer)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
@@ -61,7 +68,7 @@ class OnnxModel:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(
-                str(self.folder / self.card.model_file), options, providers=choose_providers(provider)
+                artifact.files[self.card.model_file], options, providers=choose_providers(provider)
             )
         except Exception as exc:  # onnxruntime raises its own untyped errors for broken graphs
             raise ModelError(

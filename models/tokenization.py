@@ -13,7 +13,16 @@ from models.contract import normalize_text
 
 def load_tokenizer(path: str | Path, max_length: int) -> Tokenizer:
     """A tokenizer.json with its fixed padding turned off and truncation at ``max_length``."""
-    tokenizer = Tokenizer.from_file(str(path))
+    return configure(Tokenizer.from_file(str(path)), max_length)
+
+
+def tokenizer_from_json(text: str, max_length: int) -> Tokenizer:
+    """The same from the text of a tokenizer.json already read (and verified) by the caller."""
+    return configure(Tokenizer.from_str(text), max_length)
+
+
+def configure(tokenizer: Tokenizer, max_length: int) -> Tokenizer:
+    """Padding per batch (``pad_batch``), not the file's fixed padding; truncation at ``max_length``."""
     tokenizer.no_padding()
     tokenizer.enable_truncation(max_length=max_length)
     return tokenizer

@@ -66,6 +66,7 @@ class AlertRecord:
     severity: str
     example_ids: list[str]
     created_at: datetime
+    incident_id: str | None = None  # the incident it belongs to (``pipeline.incidents``), set when stored
 
     def to_json(self) -> dict[str, Any]:
         out = dict(self.__dict__)
@@ -78,7 +79,8 @@ class AlertRecord:
     @classmethod
     def of(cls, window: ClosedWindow, example_ids: list[str], created_at: datetime) -> AlertRecord:
         verdict = window.verdict
-        assert verdict is not None and verdict.severity is not None, "only spikes become alerts"
+        if verdict is None or verdict.severity is None:
+            raise ValueError(f"only spikes become alerts, not {window.dimension}={window.key}")
         return cls(
             id=window.alert_id,
             dimension=window.dimension,

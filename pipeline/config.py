@@ -1,17 +1,21 @@
 """Daemon settings: ``FINSENT_*`` environment variables, an optional TOML file, CLI flags on top.
 
 Every value is validated when the settings are built, with the bad value in the
-message; secrets are ``SecretStr`` and print masked.
+message; secrets are ``SecretStr`` and print masked, and no message, log line or
+traceback quotes a secret setting or the password of a URL (``redact``).
 """
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from models.card import SHIPPED_MODEL_DIR
 from pipeline.engine import mask_url
@@ -19,6 +23,14 @@ from pipeline.engine import mask_url
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 Provider = Literal["auto", "cpu", "cuda"]
+MASK = "**********"
+# scheme://user:PASSWORD@ — greedy up to the last "@" of the token, so a raw "@" in a password is hidden too
+_URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@'\"]*:)[^\s'\"]*@")
+
+
+def redact(text: str) -> str:
+    """``text`` with the password of every URL in it masked (``postgresql://u:***@host``)."""
+    return _URL_PASSWORD.sub(r"\g<head>***@", text)
 
 
 class ConfigError(ValueError):
@@ -34,7 +46,10 @@ def _split_csv(value: Any) -> Any:
 class Settings(BaseSettings):
     """Everything ``finsent run`` needs. Field names map to ``FINSENT_<NAME>`` variables."""
 
-    model_config = SettingsConfigDict(env_prefix="FINSENT_", extra="forbid", validate_default=True)
+    # hide_input_in_errors: a ValidationError's own text (a traceback, a chained cause) quotes no value
+    model_config = SettingsConfigDict(
+        env_prefix="FINSENT_", extra="forbid", validate_default=True, hide_input_in_errors=True
+    )
 
     # Kafka
     kafka_bootstrap: str = "localhost:9092"
@@ -67,7 +82,6 @@ class Settings(BaseSettings):
     provider: Provider = "auto"
     threads: int = Field(0, ge=0)
     batch_size: int = Field(256, ge=1, le=4096)
-    max_wait_ms: int = Field(50, ge=0)
     commit_interval_ms: int = Field(1000, ge=10)
     reload_check_s: float = Field(5.0, ge=0)
 
@@ -91,6 +105,7 @@ class Settings(BaseSettings):
     spike_min_history: int = Field(5, ge=0)
     spike_min_std: float = Field(0.05, ge=0)
     spike_cooldown_s: int = Field(600, ge=0)
+    incident_span_windows: int = Field(2, ge=0, le=60)  # later windows whose alerts may join an incident
 
     # HTTP
     metrics_host: str = "0.0.0.0"
@@ -105,6 +120,14 @@ class Settings(BaseSettings):
         scheme = value.get_secret_value().split(":", 1)[0].split("+", 1)[0]
         if scheme not in ("sqlite", "postgresql", "postgres"):
             raise ValueError(f"store must be SQLite or PostgreSQL (sqlite:///PATH or postgresql://…), not {scheme!r}")
+        try:
+            make_url(value.get_secret_value())
+        except (ArgumentError, ValueError):
+            # the parser's own message quotes the URL's parts: say what a good one looks like instead
+            raise ValueError(
+                "store URL cannot be parsed: write sqlite:///PATH or postgresql://USER@HOST:PORT/DB, "
+                "the password after USER and a colon, percent-encoded"
+            ) from None
         return value
 
     @field_validator("input_topics", "watchlist", mode="before")
@@ -165,11 +188,16 @@ class Settings(BaseSettings):
 
     def describe(self) -> dict[str, Any]:
         """The settings as logged at start-up: secrets masked, store URL password hidden."""
-        shown = self.model_dump(mode="json")
+        shown = {k: redact(v) if isinstance(v, str) else v for k, v in self.model_dump(mode="json").items()}
+        for name in SECRET_FIELDS:
+            if getattr(self, name) is not None:
+                shown[name] = MASK
         shown["store_url"] = mask_url(self.store_url.get_secret_value())
-        if self.sasl_password:
-            shown["sasl_password"] = "**********"
         return shown
+
+
+# every SecretStr setting: its value is never quoted (store_url, sasl_password, and any added later)
+SECRET_FIELDS = frozenset(name for name, f in Settings.model_fields.items() if "SecretStr" in str(f.annotation))
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
@@ -186,15 +214,22 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     try:
         return Settings(**values)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc)) from exc
+        raise ConfigError(format_validation_error(exc)) from exc  # the cause hides inputs (model_config)
 
 
 def format_validation_error(exc: ValidationError) -> str:
-    """One sentence per problem: which setting, what was wrong, what value was given."""
+    """One sentence per problem: which setting, what was wrong, what value was given (never a secret)."""
     parts = []
     for err in exc.errors():
         where = ".".join(str(p) for p in err["loc"]) or "settings"
         given = err.get("input")
-        shown = "" if isinstance(given, dict) else f" (got: {given!r})"
+        if isinstance(given, dict):
+            shown = ""
+        elif (err["loc"] and err["loc"][0] in SECRET_FIELDS) or isinstance(given, SecretStr):
+            shown = f" (got: {MASK})"
+        elif err["type"] == "extra_forbidden":
+            shown = ""  # an unknown (perhaps misspelt secret) setting: its name is enough
+        else:
+            shown = f" (got: {given!r})"
         parts.append(f"{where}: {err['msg']}{shown}")
-    return "; ".join(parts)
+    return redact("; ".join(parts))

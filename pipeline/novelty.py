@@ -17,7 +17,7 @@ DEFAULT_MAX_STORIES = 200_000  # about 30 MB of hashes
 
 def story_hash(text: str) -> str:
     """Stable hash of a story's normalised text (case, links and spacing ignored)."""
-    return hashlib.sha1(dedup_key(text).encode("utf-8")).hexdigest()
+    return hashlib.sha1(dedup_key(text).encode("utf-8"), usedforsecurity=False).hexdigest()
 
 
 class NoveltyFilter:

@@ -1,11 +1,15 @@
-"""Alerts: every spike in the range, newest first, with the messages behind it."""
+"""Alerts: every spike in the range, newest first, with the messages behind it.
+
+Message text is untrusted: it is shown with ``st.text`` and in a data frame, never as Markdown;
+the alert's key (a ticker, topic or source taken from messages) is escaped in the title.
+"""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from dashboard import data
-from dashboard.ui import View, pct
+from dashboard.ui import View, md_text, pct
 
 SHOWN_FIRST = 5  # messages listed above each alert's table
 
@@ -18,7 +22,7 @@ def render(view: View) -> None:
     st.subheader(f"{len(alerts)} alert(s), newest first")
     for i, alert in alerts.iterrows():
         title = (
-            f"{alert['severity'].upper()} · {alert['dimension']} **{alert['key']}** · "
+            f"{md_text(alert['severity'].upper())} · {md_text(alert['dimension'])} **{md_text(alert['key'])}** · "
             f"{alert['window_start']:%Y-%m-%d %H:%M:%S} UTC · {pct(alert['negative_ratio'])} negative "
             f"vs threshold {pct(alert['threshold'])} (baseline {pct(alert['baseline'])}), n={alert['n']}"
         )
@@ -30,12 +34,8 @@ def render(view: View) -> None:
                 alert["window_start"].to_pydatetime(),
                 alert["window_end"].to_pydatetime(),
             )
-            st.markdown(
-                "\n".join(
-                    f"- **{row.p_negative:.2f}** {row.text} _({row.topic_label}; {row.source or 'unknown source'})_"
-                    for row in behind.head(SHOWN_FIRST).itertuples()
-                )
-            )
+            for row in behind.head(SHOWN_FIRST).itertuples():
+                st.text(f"{row.p_negative:.2f}  {row.text}  ({row.topic_label}; {row.source or 'unknown source'})")
             st.dataframe(
                 behind[["event_time", "text", "sentiment", "p_negative", "topic_label", "tickers", "source"]],
                 hide_index=True,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import charts, data
-from dashboard.ui import View, pct
+from dashboard.ui import View, md_text, pct
 
 TOP_KEYS = 8
 
@@ -16,7 +16,7 @@ def render(view: View) -> None:
     c1.metric("Messages / minute", f"{k['per_minute']:.0f}", help=f"{k['messages']} messages in range")
     c2.metric("Negative share", pct(float(k["negative_share"])))  # type: ignore[arg-type]
     c3.metric("Alerts", str(k["alerts"]))
-    c4.metric("Model", str(k["model_version"]))
+    c4.metric("Model", md_text(k["model_version"]))  # a metric's value is Markdown
     alerts = data.alerts(view.url, view.range_name)
     for dimension in ("topic", "ticker"):
         keys = data.top_keys(view.url, dimension, view.range_name)

@@ -78,7 +78,7 @@ def test_feedback_correction_lands_in_the_table(store_url: str) -> None:
         ["msg-8-0", "neutral", "dana", "negative"]
     ]
     csv = data.feedback_training_csv(store_url)
-    assert csv.splitlines()[0] == "text,sentiment,topic" and "neutral" in csv
+    assert csv.splitlines()[0] == '"text","sentiment","topic"' and "neutral" in csv
 
 
 def test_unreachable_and_empty_stores_get_a_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -21,6 +21,7 @@ from pipeline.novelty import NoveltyFilter
 from pipeline.outbox import AlertOutbox
 from pipeline.partitions import OwnedPartitions
 from pipeline.pending import Accounted, Pending
+from pipeline.scoring import ScoringWorker
 from pipeline.sinks import DeliveryError, KafkaSink
 from pipeline.source import KafkaSource
 from pipeline.store import Checkpoint, CommitResult, FencedError, RecordError, Store
@@ -46,6 +47,7 @@ class CheckpointProtocol:
     novelty: NoveltyFilter
     pending: Pending
     partitions: OwnedPartitions
+    worker: ScoringWorker
     watermark: int | None
     watchlist: frozenset[str]
     store_ok: bool
@@ -89,7 +91,8 @@ class CheckpointProtocol:
 
     def deliver(self) -> None:
         """Flush the producer; a record the producer or broker refuses is dead-lettered, and we flush again."""
-        assert self.sink is not None
+        if self.sink is None:
+            raise RuntimeError("no sink: the daemon was not started")
         failures = self.sink.flush()
         while failures:
             for failure in failures:
@@ -110,7 +113,8 @@ class CheckpointProtocol:
         4. publish stored alerts not yet on the alerts topic (outbox, with back-off);
         5. mirror the offsets into Kafka for lag tooling.
         """
-        assert self.sink is not None and self.outbox is not None
+        if self.sink is None or self.outbox is None:
+            raise RuntimeError("no sink: the daemon was not started")
         self.score_batch()
         now = self.now_ms()
         if not (self.pending.records or self.partitions or force):
@@ -129,7 +133,7 @@ class CheckpointProtocol:
             raise RecordError("records kept failing to store after isolating the ones refused")
         # committed: the pending state is now the store's
         self.novelty.take_pending()
-        self.pending = Pending(batch=self.pending.batch, batch_started_ms=self.pending.batch_started_ms)
+        self.pending = Pending(batch=self.pending.batch)
         self.partitions.committed(cp.offsets, cp.progress)
         self.last_commit_ms = now
         if not self.store_ok:
@@ -180,6 +184,7 @@ class CheckpointProtocol:
             self.metrics.late.inc(result.moved_late)
             log.warning("%d events reached the store after their window closed: counted as late", result.moved_late)
         self.metrics.observe_closed(result.closed, result.alerts, self.watchlist)
+        self.metrics.observe_incidents(result.incidents)
         for alert in result.alerts:
             log.warning(
                 "ALERT %s %s=%s window %s: negative ratio %.2f over threshold %.2f (n=%d)",
@@ -194,6 +199,7 @@ class CheckpointProtocol:
 
     def drop_pending(self) -> None:
         """Forget uncommitted work: its records will be read again."""
+        self.worker.drain()  # scores of dropped records are dropped too
         self.novelty.discard_pending()
         self.pending = Pending()
         if self.sink is not None:

@@ -106,9 +106,6 @@ def run(
     batch_size: Annotated[
         Optional[int], typer.Option("--batch-size", help="Texts per scoring batch [default 64].")
     ] = None,
-    max_wait_ms: Annotated[
-        Optional[int], typer.Option("--max-wait-ms", help="Longest a text waits for its batch [default 50].")
-    ] = None,
     config: Annotated[
         Optional[Path],
         typer.Option(
@@ -126,7 +123,7 @@ def run(
     catch_early_signals()
     from models.card import ModelError
     from pipeline.app import run_daemon
-    from pipeline.config import ConfigError, load_settings
+    from pipeline.config import ConfigError, load_settings, redact
     from pipeline.engine import StoreError
 
     try:
@@ -143,13 +140,12 @@ def run(
             grace_s=grace_s,
             watchlist=watchlist,
             batch_size=batch_size,
-            max_wait_ms=max_wait_ms,
         )
         run_daemon(settings)
-    except (ConfigError, ModelError, StoreError) as exc:
-        raise fail(str(exc)) from exc
+    except (ConfigError, ModelError, StoreError) as exc:  # messages may quote a URL: its password is masked
+        raise fail(redact(str(exc))) from exc
     except OSError as exc:
-        raise fail(f"cannot start: {exc}") from exc
+        raise fail(redact(f"cannot start: {exc}")) from exc
 
 
 def _main() -> None:

@@ -26,7 +26,7 @@ from typing import Any
 from kafka import TopicPartition
 from sqlalchemy.exc import SQLAlchemyError
 
-from pipeline.batching import batch_due, checkpoint_due
+from pipeline.batching import checkpoint_due
 from pipeline.checkpointing import CheckpointProtocol
 from pipeline.config import Settings
 from pipeline.metrics import PipelineMetrics
@@ -37,6 +37,7 @@ from pipeline.pending import Accounted, Pending
 from pipeline.schema import Event, Origin, Reason, Rejected, parse_record
 from pipeline.scored import ScoredMessage, iso_ms
 from pipeline.scorer import Score, Scorer
+from pipeline.scoring import Scored, ScoringWorker
 from pipeline.sinks import DeliveryError, KafkaSink, encode_json, max_output_bytes
 from pipeline.source import KafkaSource
 from pipeline.store import FencedError, RecordError, Store
@@ -49,7 +50,8 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 TP = tuple[str, int]
 
-IDLE_POLL_MS = 200  # poll wait when no batch is waiting to be scored
+IDLE_POLL_MS = 200  # poll wait when nothing is waiting for the model
+BUSY_POLL_MS = 5  # poll wait while the model works: collect its results promptly
 RECORD_RETRIES = 5  # rounds of isolating unstorable records before the commit counts as a store failure
 STORE_PAUSE_S = 1.0  # wait between checkpoint attempts while the store is unreachable
 RETRY_MAX_S = 10.0  # longest wait between two attempts to reach the store at start-up or on assignment
@@ -81,6 +83,7 @@ class Daemon(CheckpointProtocol):
         self.output_limit = max_output_bytes(settings)
         self.pending = Pending()
         self.partitions = OwnedPartitions(settings.idle_partition_s * 1000, self._caught_up)
+        self.worker = ScoringWorker()
         self.watermark: int | None = None  # the global watermark as of our last commit
         self.sink: KafkaSink | None = None
         self.src: KafkaSource | None = None
@@ -108,9 +111,15 @@ class Daemon(CheckpointProtocol):
         self._last_beat = time.monotonic()
 
     def liveness(self) -> dict[str, Any]:
-        """For ``/healthz``: alive while the loop turned within ``liveness_timeout_s``."""
+        """For ``/healthz``: alive while the loop turned, and the model answered, within ``liveness_timeout_s``."""
         age = time.monotonic() - self._last_beat
-        return {"alive": age <= self.settings.liveness_timeout_s, "seconds_since_loop_turned": round(age, 1)}
+        model_age = self.worker.busy_for()
+        limit = self.settings.liveness_timeout_s
+        return {
+            "alive": age <= limit and model_age <= limit,
+            "seconds_since_loop_turned": round(age, 1),
+            "seconds_in_model": round(model_age, 1),
+        }
 
     def readiness(self) -> dict[str, bool]:
         return {
@@ -141,10 +150,14 @@ class Daemon(CheckpointProtocol):
 
     def run(self) -> None:
         """Consume until ``stop()``; then a last checkpoint."""
-        assert self.src is not None, "call start() first"
-        while not self.stopping:
-            self.step()
-        self.shutdown_checkpoint()
+        if self.src is None:
+            raise RuntimeError("call start() before run()")
+        try:
+            while not self.stopping:
+                self.step()
+            self.shutdown_checkpoint()
+        finally:
+            self.worker.close()
 
     def shutdown_checkpoint(self) -> None:
         """Commit what was delivered; never commit offsets past outputs that were not."""
@@ -163,21 +176,16 @@ class Daemon(CheckpointProtocol):
 
     # ---- the loop --------------------------------------------------------------------------
     def step(self) -> None:
-        """One turn: poll, parse, score when due, commit when due, then the periodic upkeep."""
-        assert self.src is not None
+        """One turn: poll and parse, collect scores, feed the model, commit when due, then the upkeep."""
+        src = self.connected()[1]
         self.beat()
-        wait = self.settings.max_wait_ms if self.pending.batch else IDLE_POLL_MS
-        for record in self.src.poll(timeout_ms=wait, max_records=self.settings.batch_size * 4):
+        busy = not self.worker.idle or bool(self.pending.batch)
+        wait = BUSY_POLL_MS if busy else IDLE_POLL_MS
+        for record in src.poll(timeout_ms=wait, max_records=self.settings.batch_size * 4):
             self.handle(record)
+        self.account_results(self.worker.collect())
+        self.feed_model()
         now = self.now_ms()
-        if batch_due(
-            len(self.pending.batch),
-            self.pending.batch_started_ms,
-            now,
-            max_size=self.settings.batch_size,
-            max_wait_ms=self.settings.max_wait_ms,
-        ):
-            self.score_batch()
         if checkpoint_due(
             self.pending.records,
             self.last_commit_ms,
@@ -210,15 +218,13 @@ class Daemon(CheckpointProtocol):
             self.dead_letter(parsed)
             return
         self.partitions.saw_event(tp, parsed.event_time_ms)
-        if not self.pending.batch:
-            self.pending.batch_started_ms = now
         self.pending.batch.append((parsed, record.value))
-        if len(self.pending.batch) >= self.settings.batch_size:
-            self.score_batch()
+        if len(self.pending.batch) >= self.settings.batch_size and not self.worker.idle:
+            self.account_results(self.worker.drain())  # back-pressure: a full batch waits for the model
+            self.feed_model()
 
     def dead_letter(self, rejected: Rejected) -> None:
-        assert self.sink is not None
-        self.sink.dead_letter(rejected)
+        self.connected()[0].dead_letter(rejected)
         self.metrics.invalid.labels(reason=rejected.reason).inc()
         o = rejected.origin
         log.warning(
@@ -230,39 +236,59 @@ class Daemon(CheckpointProtocol):
         detail = error if isinstance(error, str) else f"{type(error).__name__}: {str(error)[:300]}"
         self.dead_letter(Rejected(value, reason, detail, event.origin))
 
+    def feed_model(self) -> None:
+        """Latency-aware batching: what is waiting goes to the model as soon as it is free — one text
+        at low load, up to ``batch_size`` under backlog."""
+        if self.worker.idle and self.pending.batch:
+            size = self.settings.batch_size
+            batch, self.pending.batch = self.pending.batch[:size], self.pending.batch[size:]
+            self.worker.submit(self.scorer, batch, [event.text for event, _ in batch])
+
     def score_batch(self) -> None:
-        batch, self.pending.batch, self.pending.batch_started_ms = self.pending.batch, [], None
-        if not batch:
-            return
-        started = time.perf_counter()
-        scored = self.score_isolated(batch)
-        self.metrics.scoring_seconds.observe(time.perf_counter() - started)
-        self.metrics.batch_size.observe(len(batch))
-        scored_at = self.now_ms()
-        for (event, value), score in scored:
-            try:
-                self.account(event, value, score, scored_at)
-            except Exception as exc:  # a record we cannot serialise or count: it alone is dead-lettered
-                self.reject(event, value, "unprocessable", exc)
+        """Score everything read so far (before a checkpoint, a model swap or a rebalance)."""
+        self.account_results(self.worker.drain())
+        while self.pending.batch:
+            self.feed_model()
+            self.account_results(self.worker.drain())
+
+    def account_results(self, results: Sequence[Scored]) -> None:
+        for result in results:
+            self.metrics.scoring_seconds.observe(result.seconds)
+            self.metrics.batch_size.observe(len(result.items))
+            if result.error is None and result.scores is not None:
+                scored = list(zip(result.items, result.scores, strict=True))
+            else:
+                scored = self.isolate(result.items, result.error)
+            scored_at = self.now_ms()
+            for (event, value), score in scored:
+                try:
+                    self.account(event, value, score, scored_at)
+                except Exception as exc:  # a record we cannot serialise or count: it alone is dead-lettered
+                    self.reject(event, value, "unprocessable", exc)
+
+    def isolate(
+        self, batch: Sequence[tuple[Event, bytes | None]], error: BaseException | None
+    ) -> list[tuple[tuple[Event, bytes | None], Score]]:
+        """The model failed on ``batch``: split it until each failing record is alone, dead-letter those."""
+        if len(batch) == 1:
+            event, value = batch[0]
+            self.reject(event, value, "unprocessable", error or "the model failed")
+            return []
+        mid = len(batch) // 2
+        return self.score_isolated(batch[:mid]) + self.score_isolated(batch[mid:])
 
     def score_isolated(
         self, batch: Sequence[tuple[Event, bytes | None]]
     ) -> list[tuple[tuple[Event, bytes | None], Score]]:
-        """Score the batch; when the model fails, split it until each failing record is alone and dead-letter those."""
         try:
             scores = self.scorer.score([event.text for event, _ in batch])
         except Exception as exc:
-            if len(batch) == 1:
-                event, value = batch[0]
-                self.reject(event, value, "unprocessable", exc)
-                return []
-            mid = len(batch) // 2
-            return self.score_isolated(batch[:mid]) + self.score_isolated(batch[mid:])
+            return self.isolate(batch, exc)
         return list(zip(batch, scores, strict=True))
 
     def account(self, event: Event, value: bytes | None, score: Score, scored_at_ms: int) -> None:
         """Publish the scored event, keep its drill-down row, and count it in its windows (on time or late)."""
-        assert self.sink is not None
+        sink = self.connected()[0]
         start = window_start(event.event_time_ms, self.settings.window_size_ms)
         late = is_window_closed(start, self.settings.window_size_ms, self.settings.grace_ms, self.watermark)
         repeat = self.novelty.is_repeat(event.text, event.event_time_ms)
@@ -282,12 +308,13 @@ class Daemon(CheckpointProtocol):
             keys=list(dimension_keys(score.topic, event.tickers, event.source)),
             sentiment=score.sentiment,
             p_negative=score.p_negative,
+            p_positive=score.p_positive,
             unique=not repeat,
             late=late,
             story=first_sighting,
             message=message.row(self.settings.max_stored_text_chars),
         )
-        self.sink.scored(event.id, payload, tag=accounted)
+        sink.scored(event.id, payload, tag=accounted)
         self.pending.accounted.append(accounted)
         if late:
             self.metrics.late.inc()
@@ -299,7 +326,7 @@ class Daemon(CheckpointProtocol):
         self.metrics.event_latency.observe(max(0.0, (scored_at_ms - event.event_time_ms) / 1000))
 
     def seek_to_stored(self, partitions: list[TopicPartition]) -> None:
-        assert self.src is not None
+        src = self.connected()[1]
         stored = self.with_store_retry(
             "load offsets",
             lambda: self.store.load_progress(self.settings.group_id, [(tp.topic, tp.partition) for tp in partitions]),
@@ -307,7 +334,7 @@ class Daemon(CheckpointProtocol):
         now = self.now_ms()
         for tp in partitions:
             next_offset, event_ms = stored[(tp.topic, tp.partition)]
-            self.src.seek(tp, next_offset)
+            src.seek(tp, next_offset)
             self.partitions.assign((tp.topic, tp.partition), next_offset, event_ms, now)
 
     # ---- rebalancing (called from inside poll) ---------------------------------------------------
@@ -332,6 +359,11 @@ class Daemon(CheckpointProtocol):
             ", ".join(f"{tp.topic}[{tp.partition}]@{expected[(tp.topic, tp.partition)]}" for tp in partitions)
             or "none",
         )
+
+    def connected(self) -> tuple[KafkaSink, KafkaSource]:
+        if self.sink is None or self.src is None:
+            raise RuntimeError("the daemon is not connected to Kafka: call start() first")
+        return self.sink, self.src
 
     def _caught_up(self, tp: TP, position: int) -> bool:
         return self.src is not None and self.src.caught_up(tp, position)

@@ -25,12 +25,13 @@ class Accounted:
     story: str | None  # the story hash when this record was its first sighting
     message: dict[str, Any]
     dropped: bool = False
+    p_positive: float = 0.0
 
     def deltas(self) -> dict[WindowKey, Counts]:
         out: dict[WindowKey, Counts] = {}
         for dimension, key in self.keys:
             out.setdefault((dimension, key, self.start), Counts()).add(
-                self.sentiment, self.p_negative, self.unique, self.late
+                self.sentiment, self.p_negative, self.unique, self.late, p_positive=self.p_positive
             )
         return out
 
@@ -43,7 +44,6 @@ class Pending:
     """Work read since the last checkpoint."""
 
     batch: list[tuple[Event, bytes | None]] = field(default_factory=list)
-    batch_started_ms: int | None = None
     accounted: list[Accounted] = field(default_factory=list)
     records: int = 0
 

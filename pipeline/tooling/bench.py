@@ -2,16 +2,17 @@
 with the plain Hugging Face ``pipeline`` on the same texts as the baseline, in the same run.
 
 1. produce N real texts to an embedded broker, start the daemon (a subprocess), time until all are
-   committed: texts/s end to end, and the daemon's peak RSS (VmHWM);
-2. produce at half that rate for a while: p50/p99 of scored_at − event time;
+   scored: texts/s end to end, the daemon's peak RSS (VmHWM) and its batch-size distribution;
+2. produce at 50% and at 80% of that rate for a while: p50/p95/p99 of scored_at − event time;
 3. time ``transformers.pipeline("text-classification")`` on the same texts (batch size 1 and 32).
+
+The report names the CPU and its core count: figures compare only within one run on one machine.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -90,19 +91,33 @@ class DaemonRun:
             [sys.executable, "-m", "pipeline", "run"], env=env, stdout=self.log, stderr=subprocess.STDOUT
         )
 
-    def consumed(self) -> float:
+    def scrape(self) -> str:
         import urllib.request
 
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2) as resp:
-                text = resp.read().decode()
+                return str(resp.read().decode())
         except OSError:
-            return 0.0
+            return ""
+
+    def consumed(self) -> float:
         return sum(
             float(line.rsplit(" ", 1)[1])
-            for line in text.splitlines()
+            for line in self.scrape().splitlines()
             if line.startswith("finsent_messages_scored_total{")
         )
+
+    def batch_sizes(self) -> dict[str, int]:
+        """Scoring batches per size bucket (``le``), from the daemon's histogram."""
+        counts: dict[str, int] = {}
+        previous = 0
+        for line in self.scrape().splitlines():
+            if line.startswith("finsent_scoring_batch_size_bucket{"):
+                bound = line.split('le="', 1)[1].split('"', 1)[0]
+                total = int(float(line.rsplit(" ", 1)[1]))
+                counts[f"<={bound}"] = total - previous
+                previous = total
+        return counts
 
     def wait_for(self, n: int, timeout_s: float) -> float | None:
         """Seconds from the first scored message until ``n`` are scored; ``None`` on timeout."""
@@ -166,6 +181,51 @@ def _latencies(bootstrap: str, topic: str, n: int, timeout_s: float) -> list[flo
     return out
 
 
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))] if ordered else float("nan")
+
+
+def latency_run(
+    bootstrap: str, work: Path, texts: list[str], rate: float, seconds: float, model: str | None, threads: int
+) -> dict[str, Any]:
+    """Produce at ``rate`` with ``published_at`` = send time; scored_at − event time of each text."""
+    topic = f"bench-lat-{int(rate)}"
+    run = DaemonRun(bootstrap, topic, work, model, threads)
+    m = int(rate * seconds)
+    try:
+        _produce(bootstrap, topic, texts[:1])  # warm-up: the group joins, the model loads
+        if run.wait_for(1, 120) is None:
+            raise RuntimeError("the latency daemon did not start within 2 minutes")
+        _produce(bootstrap, topic, (texts * (m // len(texts) + 1))[:m], rate)
+        lat = _latencies(bootstrap, f"{topic}.scored", m + 1, 120)[1:]
+        batches = run.batch_sizes()
+    finally:
+        rss = run.stop()
+    steady = lat[len(lat) // 10 :] or lat  # leave out the first 10% sent: warm-up
+    return {
+        "rate_per_s": rate,
+        "texts": m,
+        "p50_ms": percentile(steady, 0.5),
+        "p95_ms": percentile(steady, 0.95),
+        "p99_ms": percentile(steady, 0.99),
+        "batch_sizes": batches,
+        "peak_rss_mb": rss,
+    }
+
+
 def hf_pipeline_baseline(texts: list[str], time_budget_s: float = 30.0) -> dict[str, Any]:
     """texts/s of transformers' text-classification pipeline on the default backbone, bs 1 and 32."""
     try:
@@ -203,7 +263,14 @@ def run_benchmark(
     echo: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     texts, source = load_texts(n, data_dir)
-    report: dict[str, Any] = {"texts": n, "text_source": source, "threads": threads, "cpus": os.cpu_count()}
+    report: dict[str, Any] = {
+        "texts": n,
+        "text_source": source,
+        "threads": threads,
+        "cpu": cpu_model(),
+        "cpus": os.cpu_count(),
+        "date": datetime.now().astimezone().isoformat(timespec="seconds"),
+    }
     with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
         work = Path(tmp)
         echo(f"1/3 throughput: {n} texts from the {source}, pre-produced")
@@ -211,33 +278,25 @@ def run_benchmark(
         run = DaemonRun(broker.bootstrap, "bench-tput", work, model, threads)
         try:
             elapsed = run.wait_for(n, 600)
+            report["batch_sizes"] = run.batch_sizes()
         finally:
             rss = run.stop()
         if elapsed is None:
             raise RuntimeError("the daemon did not score every text within 10 minutes")
         report["end_to_end_texts_per_s"] = n / elapsed
         report["peak_rss_mb"] = rss
-        rate = report["end_to_end_texts_per_s"] / 2
-        m = int(rate * latency_s)
-        echo(f"2/3 latency: {m} texts at {rate:.0f}/s (half the measured throughput)")
-        run = DaemonRun(broker.bootstrap, "bench-lat", work, model, threads)
-        try:
-            _produce(broker.bootstrap, "bench-lat", texts[:1])  # warm-up: the group joins, the model loads
-            if run.wait_for(1, 120) is None:
-                raise RuntimeError("the latency daemon did not start within 2 minutes")
-            _produce(broker.bootstrap, "bench-lat", texts[:m], rate)
-            lat = _latencies(broker.bootstrap, "bench-lat.scored", m + 1, 120)[1:]
-        finally:
-            lat_rss = run.stop()
-        steady = sorted(lat[len(lat) // 10 :] or lat)  # leave out the first 10% sent: warm-up
-        report["latency_rate_per_s"] = rate
-        report["latency_ms_p50"] = statistics.median(steady) if steady else float("nan")
-        report["latency_ms_p99"] = steady[min(len(steady) - 1, int(len(steady) * 0.99))] if steady else float("nan")
-        report["latency_run_peak_rss_mb"] = lat_rss
+        report["latency"] = {}
+        for share in (0.5, 0.8):
+            rate = report["end_to_end_texts_per_s"] * share
+            echo(f"2/3 latency: {int(rate * latency_s)} texts at {rate:.0f}/s ({share:.0%} of the measured throughput)")
+            report["latency"][f"{share:.0%}"] = latency_run(
+                broker.bootstrap, work, texts, rate, latency_s, model, threads
+            )
     if baseline:
         echo("3/3 baseline: transformers pipeline on the same texts")
-        report["hf_pipeline"] = hf_pipeline_baseline(texts)
-        hf = report["hf_pipeline"].get("bs1_texts_per_s")
-        if hf:
-            report["speedup_vs_hf_pipeline_default"] = report["end_to_end_texts_per_s"] / hf
+        report["hf_pipeline"] = baseline_report = hf_pipeline_baseline(texts)
+        for bs, name in ((1, "default"), (32, "bs32")):
+            hf = baseline_report.get(f"bs{bs}_texts_per_s")
+            if hf:
+                report[f"speedup_vs_hf_pipeline_{name}"] = report["end_to_end_texts_per_s"] / hf
     return report

@@ -188,20 +188,24 @@ def bench(
         )
     except RuntimeError as exc:
         raise fail(str(exc)) from exc
+    typer.echo(f"machine:      {report['cpu']}, {report['cpus']} cores")
     typer.echo(
         f"end to end:   {report['end_to_end_texts_per_s']:.0f} texts/s ({report['texts']} texts, "
         f"{report['threads']} threads), peak RSS {report['peak_rss_mb']:.0f} MB"
     )
-    typer.echo(
-        f"latency:      p50 {report['latency_ms_p50']:.0f} ms, p99 {report['latency_ms_p99']:.0f} ms "
-        f"at {report['latency_rate_per_s']:.0f} texts/s"
-    )
+    typer.echo(f"batch sizes:  {report['batch_sizes']}")
+    for share, lat in report["latency"].items():
+        typer.echo(
+            f"latency {share}:  p50 {lat['p50_ms']:.0f} ms, p95 {lat['p95_ms']:.0f} ms, p99 {lat['p99_ms']:.0f} ms "
+            f"at {lat['rate_per_s']:.0f} texts/s"
+        )
     hf = report.get("hf_pipeline", {})
     if "bs1_texts_per_s" in hf:
         typer.echo(
             f"HF pipeline:  {hf['bs1_texts_per_s']:.0f} texts/s (default, batch 1), "
             f"{hf['bs32_texts_per_s']:.0f} texts/s (batch 32); daemon end to end is "
-            f"{report['speedup_vs_hf_pipeline_default']:.1f}x the default pipeline"
+            f"{report['speedup_vs_hf_pipeline_default']:.1f}x the default and "
+            f"{report['speedup_vs_hf_pipeline_bs32']:.1f}x the batch-32 pipeline"
         )
     elif hf:
         typer.echo(f"HF pipeline:  skipped ({hf.get('skipped')})")

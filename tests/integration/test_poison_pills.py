@@ -173,7 +173,7 @@ def producer(broker: EmbeddedBroker, unique: str) -> Iterator[Partition0]:
 
 
 def settings_for(broker: EmbeddedBroker, unique: str, tmp_path: Path, model_dir: Path, store_url: str) -> Settings:
-    # batch_size and max_wait_ms large enough that a mix read in one poll is scored as one batch
+    # batch_size large enough that a mix read in one poll goes to the model as one batch
     return daemon_settings(
         broker.bootstrap,
         unique,
@@ -182,7 +182,6 @@ def settings_for(broker: EmbeddedBroker, unique: str, tmp_path: Path, model_dir:
         store_url=store_url,
         max_message_bytes=MAX_MESSAGE_BYTES,
         batch_size=256,
-        max_wait_ms=1000,
     )
 
 

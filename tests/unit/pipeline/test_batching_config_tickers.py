@@ -4,17 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.batching import batch_due, checkpoint_due
+from pipeline.batching import checkpoint_due
 from pipeline.config import ConfigError, load_settings
 from pipeline.tickers import extract_tickers
-
-
-@pytest.mark.parametrize(
-    ("size", "first", "now", "due"),
-    [(0, None, 100, False), (3, 0, 10, False), (3, 0, 50, True), (64, 0, 1, True), (63, 0, 49, False)],
-)
-def test_batch_due(size: int, first: int | None, now: int, due: bool) -> None:
-    assert batch_due(size, first, now, max_size=64, max_wait_ms=50) is due
 
 
 @pytest.mark.parametrize(

@@ -54,6 +54,7 @@ def build_store(settings: Settings) -> Store:
         grace_ms=settings.grace_ms,
         claim_ttl_ms=settings.idle_claim_ttl_ms,
         detector=detector,
+        incident_span_windows=settings.incident_span_windows,
     )
 
 

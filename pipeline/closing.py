@@ -1,22 +1,50 @@
 """Closing windows in the store: one statement closes every window the watermark passed; the
-detector judges them; their baselines and alerts are written in the same transaction."""
+detector judges them; their baselines, alerts and incidents are written in the same transaction.
+
+Incidents (``pipeline.incidents`` decides, this module persists): each new alert's evidence is the
+ids of its window's negative messages about its key. Open incidents take alerts for the span of
+windows after their own; an ACKNOWLEDGED incident takes them until it is resolved, however late: an
+alert on its root key, or one whose evidence is mostly about its root key. Such an alert is stored
+(with its deterministic id and its incident) but marked published: it is never sent to the alerts
+topic as new, and it is not returned as a new alert.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.engine import Connection
 
 from pipeline import tables as t
 from pipeline.alerts import AlertRecord, ClosedWindow, Key, SpikeDetector, WindowRow
+from pipeline.incidents import Candidate, Incident, OpenIncident, group_window
+from pipeline.windows import NEGATIVE
+
+
+@dataclass
+class Closed:
+    """What closing windows produced: alerts to publish, every judged window, new incidents."""
+
+    alerts: list[AlertRecord] = field(default_factory=list)
+    closed: list[ClosedWindow] = field(default_factory=list)
+    incidents: list[Incident] = field(default_factory=list)
 
 
 def close_windows(
-    conn: Connection, mark: int, now: datetime, *, window_size_ms: int, grace_ms: int, detector: SpikeDetector
-) -> tuple[list[AlertRecord], list[ClosedWindow]]:
-    """Close every open window the watermark passed (one statement); the detector judges them."""
+    conn: Connection,
+    mark: int,
+    now: datetime,
+    *,
+    window_size_ms: int,
+    grace_ms: int,
+    detector: SpikeDetector,
+    incident_span_windows: int = 2,
+) -> Closed:
+    """Close every open window the watermark passed (one statement); the detector judges them; alerts
+    are grouped into incidents."""
     w = t.windows.c
     cutoff = t.from_ms(mark - window_size_ms - grace_ms)
     rows = [
@@ -29,7 +57,7 @@ def close_windows(
         )
     ]
     if not rows:
-        return [], []
+        return Closed()
     first, last = min(r.start_ms for r in rows), max(r.start_ms for r in rows)
     closed = detector.judge(
         rows,
@@ -68,7 +96,100 @@ def close_windows(
         )
         if inserted.all():
             alerts.append(record)
-    return alerts, closed
+    incidents, quiet = group_incidents(conn, alerts, now, window_size_ms * incident_span_windows)
+    return Closed([a for a in alerts if a.id not in quiet], closed, incidents)
+
+
+def group_incidents(
+    conn: Connection, alerts: list[AlertRecord], now: datetime, span_ms: int
+) -> tuple[list[Incident], set[str]]:
+    """Put each new alert in an incident, window by window (oldest first); sets ``incident_id`` on them.
+
+    Returns the new incidents and the ids of alerts that joined an acknowledged incident (not published).
+    """
+    new: list[Incident] = []
+    quiet: set[str] = set()
+    by_window: dict[datetime, list[AlertRecord]] = defaultdict(list)
+    for a in alerts:
+        by_window[t.as_utc(a.window_start)].append(a)
+    for start, members in sorted(by_window.items()):
+        end = t.as_utc(members[0].window_end)
+        candidates = [
+            Candidate(a.id, a.dimension, a.key, evidence(conn, a.dimension, a.key, start, end)) for a in members
+        ]
+        grouped = group_window(start, candidates, open_incidents(conn, start, end, span_ms))
+        i = t.incidents.c
+        for incident in grouped.new:
+            conn.execute(
+                t.insert_for(conn, t.incidents).on_conflict_do_nothing(),
+                {
+                    "id": incident.id,
+                    "window_start": start,
+                    "root_dimension": incident.root_dimension,
+                    "root_key": incident.root_key,
+                    "root_alert_id": incident.alert_ids[0],
+                    "n_alerts": incident.n_alerts,
+                    "status": incident.status,
+                    "created_at": now,
+                    "updated_at": now,
+                },
+            )
+        joined_counts: dict[str, int] = defaultdict(int)
+        for incident_id in grouped.joined.values():
+            joined_counts[incident_id] += 1
+        acknowledged: set[str] = set()
+        for incident_id, k in sorted(joined_counts.items()):
+            row = conn.execute(
+                update(t.incidents)
+                .where(i.id == incident_id)
+                .values(n_alerts=i.n_alerts + k, updated_at=now)
+                .returning(i.status)
+            ).first()
+            if row is not None and row.status == "acknowledged":
+                acknowledged.add(incident_id)
+        membership = {a: inc.id for inc in grouped.new for a in inc.alert_ids} | grouped.joined
+        for a in members:
+            a.incident_id = membership.get(a.id)
+            if a.incident_id in acknowledged:
+                quiet.add(a.id)
+            conn.execute(
+                update(t.alerts).where(t.alerts.c.id == a.id).values(incident_id=a.incident_id, published=a.id in quiet)
+            )
+        new.extend(grouped.new)
+    return new, quiet
+
+
+def evidence(conn: Connection, dimension: str, key: str, start: datetime, end: datetime) -> frozenset[str]:
+    """Ids of the window's negative messages about ``dimension``/``key``: what an alert is made of."""
+    m = t.messages.c
+    query = select(m.id).where(
+        m.event_time >= start, m.event_time < end, m.sentiment == NEGATIVE, t.about(dimension, key)
+    )
+    return frozenset(r.id for r in conn.execute(query))
+
+
+def open_incidents(conn: Connection, start: datetime, end: datetime, span_ms: int) -> list[OpenIncident]:
+    """Incidents a window's alerts may join: open ones started within the span before it, and acknowledged
+    ones however old (until resolved); each with its root key's evidence in this window."""
+    i = t.incidents.c
+    since = t.from_ms(t.to_ms(start) - span_ms)
+    rows = conn.execute(
+        select(i.id, i.root_dimension, i.root_key, i.status)
+        .where(
+            i.status != "resolved",
+            or_(
+                i.window_start.between(since, start),
+                i.status == "acknowledged",
+            ),
+        )
+        .order_by(i.window_start, i.id)
+    ).all()
+    return [
+        OpenIncident(
+            r.id, r.root_dimension, r.root_key, r.status, evidence(conn, r.root_dimension, r.root_key, start, end)
+        )
+        for r in rows
+    ]
 
 
 def history(conn: Connection, from_ms: int, before_ms: int, min_count: int) -> dict[Key, list[tuple[int, float]]]:

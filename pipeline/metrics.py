@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from pipeline.alerts import AlertRecord, ClosedWindow
+from pipeline.incidents import SPECIFICITY, Incident
 from pipeline.schema import REASONS
 
 
@@ -80,6 +81,14 @@ class PipelineMetrics:
         self.alerts = Counter(
             "finsent_alerts", "Negative-sentiment spike alerts raised.", ["dimension", "severity"], registry=registry
         )
+        self.incidents = Counter(
+            "finsent_incidents",
+            "Incidents started: alerts of one story grouped under their root alert.",
+            ["root_dimension"],
+            registry=registry,
+        )
+        for dimension in SPECIFICITY:  # present from the start, so that increase() sees the first one
+            self.incidents.labels(root_dimension=dimension)
         self.commits = Counter("finsent_commits", "Checkpoints committed to the store.", registry=registry)
         self.commit_failures = Counter(
             "finsent_commit_failures", "Checkpoint commits that failed and were retried.", ["reason"], registry=registry
@@ -106,6 +115,11 @@ class PipelineMetrics:
                     self.window_baseline.labels(dimension=w.dimension, key=w.key).set(w.verdict.baseline.threshold)
         for alert in alerts:
             self.alerts.labels(dimension=alert.dimension, severity=alert.severity).inc()
+
+    def observe_incidents(self, incidents: Iterable[Incident]) -> None:
+        """New incidents of one commit (joined alerts start none)."""
+        for incident in incidents:
+            self.incidents.labels(root_dimension=incident.root_dimension).inc()
 
     def forget_partitions(self, partitions: Iterable[tuple[str, int]]) -> None:
         """Drop the lag gauges of partitions this daemon no longer owns."""

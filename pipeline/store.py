@@ -6,8 +6,8 @@ transaction it locks the group's progress row (so a group's checkpoints never
 interleave), writes the fenced offsets with each partition's event-time progress, adds
 the window deltas (moving to the late columns whatever the watermark already closed),
 stores messages and story hashes, computes the global watermark from the stored
-progress of every input partition, closes the windows it passed (one statement) and
-raises their alerts. A daemon whose partitions were taken over cannot commit stale work.
+progress of every input partition, closes the windows it passed (one statement),
+raises their alerts and groups them into incidents. A daemon whose partitions were taken over cannot commit stale work.
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalErr
 
 from pipeline import tables as t
 from pipeline.alerts import AlertRecord, ClosedWindow, SpikeDetector
-from pipeline.closing import close_windows
+from pipeline.closing import Closed, close_windows
 from pipeline.engine import create_store_engine
+from pipeline.incidents import Incident
 from pipeline.spikes import SpikeRule
 from pipeline.windows import COUNT_FIELDS, Counts, Partition, PartitionProgress, WindowKey, global_watermark
 
@@ -72,6 +73,7 @@ class CommitResult:
     closed: list[ClosedWindow]
     watermark_ms: int | None = None  # the group's global watermark after this commit
     moved_late: int = 0  # on-time counts that reached the store after their window closed
+    incidents: list[Incident] = field(default_factory=list)  # incidents this commit started
 
 
 @dataclass
@@ -94,6 +96,7 @@ class Store:
         grace_ms: int = 30_000,
         claim_ttl_ms: int = 5_000,
         detector: SpikeDetector | None = None,
+        incident_span_windows: int = 2,
     ) -> None:
         self.url = url
         self.engine = create_store_engine(url)
@@ -101,6 +104,7 @@ class Store:
         self.grace_ms = grace_ms
         self.claim_ttl_ms = claim_ttl_ms
         self.detector = detector or SpikeDetector(SpikeRule(), window_size_ms, history_windows=60)
+        self.incident_span_windows = incident_span_windows
 
     def create_schema(self) -> None:
         """Create the tables, and add the columns a store made by an older release lacks."""
@@ -155,7 +159,8 @@ class Store:
 
     # ---- the exactly-once commit -----------------------------------------------------
     def commit_checkpoint(self, cp: Checkpoint, now: datetime | None = None) -> CommitResult:
-        """Lock, fence offsets, add deltas, store messages and stories, close windows, raise alerts: one transaction.
+        """Lock, fence offsets, add deltas, store messages and stories, close windows, raise alerts and
+        incidents: one transaction.
 
         Raises ``FencedError`` (stale work), ``RecordError`` (some record's data cannot be stored;
         nothing was written) or ``SQLAlchemyError`` (the store is unreachable or failing).
@@ -178,7 +183,7 @@ class Store:
                         conn.execute(
                             update(t.progress).where(t.progress.c.group_id == cp.group_id).values(watermark_ms=mark)
                         )
-                alerts, closed = (
+                closed = (
                     close_windows(
                         conn,
                         mark,
@@ -186,9 +191,10 @@ class Store:
                         window_size_ms=self.window_size_ms,
                         grace_ms=self.grace_ms,
                         detector=self.detector,
+                        incident_span_windows=self.incident_span_windows,
                     )
                     if mark is not None
-                    else ([], [])
+                    else Closed()
                 )
         except (FencedError, OperationalError):
             raise
@@ -196,7 +202,7 @@ class Store:
             if is_record_error(exc):
                 raise RecordError(f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}") from exc
             raise
-        return CommitResult(alerts, closed, mark, moved)
+        return CommitResult(closed.alerts, closed.closed, mark, moved, closed.incidents)
 
     def _lock_progress(self, conn: Connection, group_id: str, now: datetime) -> int | None:
         """Lock the group's progress row (creating it the first time) and return its watermark."""

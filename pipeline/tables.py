@@ -48,6 +48,9 @@ windows = Table(
     Column("n_neutral", Integer, nullable=False, default=0),
     Column("n_positive", Integer, nullable=False, default=0),
     Column("sum_p_negative", Float, nullable=False, default=0.0),
+    # sentiment index = sum_index / sum_confidence (``pipeline.windows.Counts``)
+    Column("sum_confidence", Float, nullable=False, default=0.0, server_default="0"),
+    Column("sum_index", Float, nullable=False, default=0.0, server_default="0"),
     Column("n_late", Integer, nullable=False, default=0, server_default="0"),
     Column("n_late_negative", Integer, nullable=False, default=0, server_default="0"),
     Column("closed", Boolean, nullable=False, default=False),
@@ -76,8 +79,29 @@ alerts = Table(
     Column("example_ids", JSON, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("published", Boolean, nullable=False, default=False),
+    Column("incident_id", String(64), nullable=True),
 )
 Index("ix_alerts_key", alerts.c.dimension, alerts.c.key, alerts.c.window_start)
+Index("ix_alerts_incident", alerts.c.incident_id)
+
+# Alerts that tell one story (``pipeline.incidents``); ``id`` is a hash of the root alert's id.
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("window_start", DateTime(timezone=True), nullable=False),
+    Column("root_dimension", String(16), nullable=False),
+    Column("root_key", String(128), nullable=False),
+    Column("root_alert_id", String(64), nullable=False),
+    Column("n_alerts", Integer, nullable=False),
+    Column("status", String(16), nullable=False, default="open"),  # open / acknowledged / resolved
+    Column("acknowledged_by", String(128), nullable=True),
+    Column("note", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_incidents_status_start", incidents.c.status, incidents.c.window_start)
+Index("ix_incidents_root", incidents.c.root_dimension, incidents.c.root_key, incidents.c.status)
 
 offsets = Table(
     "offsets",
@@ -153,8 +177,9 @@ stories = Table(
 
 # Columns added after the first release: ``upgrade`` adds them to a store created before.
 ADDED_COLUMNS: dict[str, tuple[str, ...]] = {
-    "windows": ("n_late", "n_late_negative"),
+    "windows": ("n_late", "n_late_negative", "sum_confidence", "sum_index"),
     "offsets": ("event_ms", "quiet_since_ms"),
+    "alerts": ("incident_id",),
 }
 
 

@@ -12,6 +12,11 @@ windows close on a quiet stream too — a live one and a replay of old data alik
 
 A window closes once the watermark reaches its end plus the grace period. An event for
 a closed window is late: it is counted in the window's ``n_late``, never in ``n``.
+
+The sentiment index of a window is the confidence-weighted mean of ``p_positive - p_negative``
+over its on-time messages, in [-1, 1]: each message weighs its confidence, the largest of its
+three probabilities (``p_neutral = 1 - p_negative - p_positive``). A window keeps the two sums,
+``sum_index`` (weighted values) and ``sum_confidence`` (weights), so that windows add up.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from models.contract import SENTIMENT_LABELS
 
 Dimension = Literal["all", "topic", "ticker", "source"]
 DIMENSIONS: tuple[Dimension, ...] = ("all", "topic", "ticker", "source")
+NEGATIVE = SENTIMENT_LABELS[0]
 WindowKey = tuple[str, str, int]  # (dimension, key, window_start_ms)
 Partition = tuple[str, int]
 
@@ -97,7 +103,23 @@ def dimension_keys(topic: str, tickers: Iterable[str], source: str | None) -> It
         yield "source", source
 
 
-COUNT_FIELDS = ("n", "n_unique", "n_negative", "n_neutral", "n_positive", "sum_p_negative", "n_late", "n_late_negative")
+COUNT_FIELDS = (
+    "n",
+    "n_unique",
+    "n_negative",
+    "n_neutral",
+    "n_positive",
+    "sum_p_negative",
+    "sum_confidence",
+    "sum_index",
+    "n_late",
+    "n_late_negative",
+)
+
+
+def sentiment_index(sum_index: float, sum_confidence: float) -> float | None:
+    """The confidence-weighted mean of ``p_positive - p_negative``; ``None`` for a window without messages."""
+    return max(-1.0, min(1.0, sum_index / sum_confidence)) if sum_confidence > 0 else None
 
 
 @dataclass
@@ -110,11 +132,13 @@ class Counts:
     n_neutral: int = 0
     n_positive: int = 0
     sum_p_negative: float = 0.0
+    sum_confidence: float = 0.0
+    sum_index: float = 0.0
     n_late: int = 0
     n_late_negative: int = 0
 
-    def add(self, sentiment: str, p_negative: float, unique: bool, late: bool = False) -> None:
-        negative = sentiment == SENTIMENT_LABELS[0]
+    def add(self, sentiment: str, p_negative: float, unique: bool, late: bool = False, p_positive: float = 0.0) -> None:
+        negative = sentiment == NEGATIVE
         if late:
             self.n_late += 1
             self.n_late_negative += int(negative)
@@ -128,15 +152,24 @@ class Counts:
         else:
             self.n_positive += 1
         self.sum_p_negative += p_negative
+        confidence = max(p_negative, p_positive, 1.0 - p_negative - p_positive)
+        self.sum_confidence += confidence
+        self.sum_index += confidence * (p_positive - p_negative)
 
     def merge(self, other: Counts) -> None:
         for name in COUNT_FIELDS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
     def as_late(self) -> Counts:
-        """These counts, moved to the late columns (their window closed before they were committed)."""
+        """These counts, moved to the late columns (their window closed before they were committed).
+
+        Like ``sum_p_negative``, the index sums keep on-time messages only: late ones are dropped."""
         return Counts(n_late=self.n_late + self.n, n_late_negative=self.n_late_negative + self.n_negative)
 
     @property
     def negative_ratio(self) -> float:
         return self.n_negative / self.n if self.n else 0.0
+
+    @property
+    def index(self) -> float | None:
+        return sentiment_index(self.sum_index, self.sum_confidence)

@@ -8,9 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from pipeline.store import Store
-from pipeline.tables import as_utc, from_ms
+from pipeline.tables import as_utc, from_ms, incidents
 from tests.helpers import closed_window_starts, count
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -48,6 +49,8 @@ def test_demo_runs_scores_rejects_and_alerts_on_the_spike(tmp_path: Path) -> Non
         scored = count(store, "messages")
         alerts = store.all_alerts()
         starts = [from_ms(ms) for ms in closed_window_starts(store)]
+        with store.engine.connect() as conn:
+            stored_incidents = conn.execute(select(incidents)).all()
     finally:
         store.close()
     assert scored >= 2500, f"only {scored} messages scored"
@@ -60,3 +63,15 @@ def test_demo_runs_scores_rejects_and_alerts_on_the_spike(tmp_path: Path) -> Non
     first_window = min(starts)
     early = [(a.dimension, a.key) for a in alerts if (as_utc(a.window_start) - first_window).total_seconds() < 40]
     assert not early, f"alerts before the burst (it starts 60 s in): {early}"
+    # the burst's alerts (ticker, topics, sources) tell one story: ONE incident rooted at ticker NVDA holds them
+    rooted = [i for i in stored_incidents if (i.root_dimension, i.root_key) == ("ticker", "NVDA")]
+    assert len(rooted) == 1, [(i.root_dimension, i.root_key, i.n_alerts) for i in stored_incidents]
+    held = [(a.dimension, a.key) for a in alerts if a.incident_id == rooted[0].id]
+    assert ("ticker", "NVDA") in held and len(held) == rooted[0].n_alerts > 1, held
+    burst = [as_utc(a.window_start) for a in alerts if a.incident_id == rooted[0].id]
+    outside = [
+        (a.dimension, a.key, a.incident_id)
+        for a in alerts
+        if a.incident_id != rooted[0].id and min(burst) <= as_utc(a.window_start) <= max(burst)
+    ]
+    assert not outside, f"alerts of the burst outside its incident: {outside}"

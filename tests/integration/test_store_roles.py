@@ -225,13 +225,13 @@ def test_dashboard_role_cannot_change_the_schema(reader: Engine, ddl: str) -> No
 
 def test_later_tables_of_the_writer_are_readable_without_rerunning(deployed: Roles, reader: Engine) -> None:
     writer = create_engine(deployed.writer_url)
-    with writer.begin() as conn:  # a schema upgrade adds a table (incidents, say)
-        conn.execute(text("CREATE TABLE incidents (id text PRIMARY KEY, status text)"))
-        conn.execute(text("INSERT INTO incidents VALUES ('i1', 'open')"))
+    with writer.begin() as conn:  # a schema upgrade adds a table
+        conn.execute(text("CREATE TABLE annotations (id text PRIMARY KEY, status text)"))
+        conn.execute(text("INSERT INTO annotations VALUES ('a1', 'open')"))
     writer.dispose()
     with reader.connect() as conn:
-        assert conn.execute(text("SELECT status FROM incidents")).scalar_one() == "open"
-    assert_denied(reader, "UPDATE incidents SET status = 'resolved'")
+        assert conn.execute(text("SELECT status FROM annotations")).scalar_one() == "open"
+    assert_denied(reader, "UPDATE annotations SET status = 'resolved'")
 
 
 def test_roles_sql_is_idempotent_and_refuses_one_role_for_both(deployed: Roles) -> None:

@@ -1,15 +1,19 @@
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.windows import (
+    COUNT_FIELDS,
     Counts,
     PartitionProgress,
     dimension_keys,
     global_watermark,
     is_window_closed,
+    sentiment_index,
     window_start,
 )
 
@@ -114,8 +118,47 @@ def test_late_counts_go_to_their_own_columns() -> None:
     c.add("neutral", 0.1, False)
     c.add("negative", 0.8, True, late=True)
     c.add("positive", 0.0, True, late=True)
-    assert c == Counts(n=2, n_unique=1, n_negative=1, n_neutral=1, sum_p_negative=1.0, n_late=2, n_late_negative=1)
+    on_time = dataclasses.replace(c, sum_confidence=0.0, sum_index=0.0)
+    assert on_time == Counts(
+        n=2, n_unique=1, n_negative=1, n_neutral=1, sum_p_negative=1.0, n_late=2, n_late_negative=1
+    )
+    assert c.sum_confidence == pytest.approx(0.9 + 0.9), "late messages weigh nothing in the index"
     assert c.as_late() == Counts(n_late=4, n_late_negative=2)
+
+
+@pytest.mark.parametrize(
+    ("scores", "expected"),
+    [
+        ([], None),
+        ([(0.9, 0.05)], (0.05 - 0.9)),  # one message: its own p_positive - p_negative
+        ([(0.0, 1.0), (1.0, 0.0)], 0.0),
+        ([(0.0, 1.0), (0.2, 0.1)], (1.0 * 1.0 + 0.7 * -0.1) / (1.0 + 0.7)),  # a confident message weighs more
+        ([(0.1, 0.1)] * 3, 0.0),
+    ],
+)
+def test_sentiment_index_is_the_confidence_weighted_mean(scores: list[tuple[float, float]], expected: float) -> None:
+    c = Counts()
+    for p_negative, p_positive in scores:
+        c.add("neutral", p_negative, True, p_positive=p_positive)
+    assert c.index == (None if expected is None else pytest.approx(expected))
+    assert "sum_index" in COUNT_FIELDS and "sum_confidence" in COUNT_FIELDS
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 1), st.floats(0, 1), st.booleans()), min_size=1, max_size=50))
+def test_sentiment_index_stays_in_range_and_windows_add_up(scores: list[tuple[float, float, bool]]) -> None:
+    parts = [Counts(), Counts()]
+    whole = Counts()
+    for i, (a, b, late) in enumerate(scores):
+        p_negative, p_positive = a, b * (1 - a)  # the three probabilities sum to 1
+        parts[i % 2].add("neutral", p_negative, True, late, p_positive=p_positive)
+        whole.add("neutral", p_negative, True, late, p_positive=p_positive)
+    merged = Counts()
+    for part in parts:
+        merged.merge(part)
+    assert whole.index is None or -1.0 <= whole.index <= 1.0
+    assert merged.index == (None if whole.index is None else pytest.approx(whole.index))
+    assert sentiment_index(merged.sum_index, merged.sum_confidence) == merged.index
 
 
 @settings(max_examples=200, deadline=None)

@@ -7,15 +7,17 @@ little compute. The best checkpoint by dev macro-F1 (mean of both tasks) is kept
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import math
+import os
 import random
 import shutil
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +54,7 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     max_length: int = 64
     freeze_layers: int = 0
+    layers: int | None = None  # keep only the lowest N encoder layers (None = all)
     sentiment_weight: float = 1.0
     topic_weight: float = 1.0
     eval_every: int = 250
@@ -168,7 +171,12 @@ def save_checkpoint(model: MultiTaskClassifier, tokenizer_path: Path, folder: Pa
     tmp.rename(folder)
 
 
-def train(cfg: TrainConfig, splits: Splits | None = None, model: MultiTaskClassifier | None = None) -> dict:  # type: ignore[type-arg]
+def train(  # type: ignore[type-arg]
+    cfg: TrainConfig,
+    splits: Splits | None = None,
+    model: MultiTaskClassifier | None = None,
+    command: str | None = None,
+) -> dict:
     """Run one training; returns the summary written to ``output_dir/summary.json``."""
     started = time.time()
     random.seed(cfg.seed)
@@ -192,6 +200,8 @@ def train(cfg: TrainConfig, splits: Splits | None = None, model: MultiTaskClassi
     pad_id = pad_id_of(tokenizer)
     if model is None:
         model = MultiTaskClassifier.from_pretrained(base, dropout=cfg.dropout)
+        if cfg.layers is not None:
+            model.keep_lowest_layers(cfg.layers)
     freeze(model, cfg.freeze_layers)
 
     train_enc = encode_examples(tokenizer, splits.training_rows())
@@ -221,7 +231,8 @@ def train(cfg: TrainConfig, splits: Splits | None = None, model: MultiTaskClassi
         "base_model": base,
         "data_sizes": splits.sizes(),
         "test_overlap_with_train": splits.overlap,
-        "command": "finsent " + " ".join(sys.argv[1:]),  # argv[0] is the entry point, whichever was used
+        # argv[0] is the entry point, whichever was used
+        "command": command or "finsent " + " ".join(sys.argv[1:]),
     }
     best: dict = {"score": -1.0}  # type: ignore[type-arg]
     evals_since_best = 0
@@ -301,3 +312,40 @@ def load_checkpoint(folder: str | Path, attn_implementation: str | None = None) 
     model.eval()
     meta = json.loads((folder / "training.json").read_text())
     return model, meta
+
+
+def parse_config(argv: Sequence[str]) -> TrainConfig:
+    """A ``TrainConfig`` from ``--field value`` flags, one per dataclass field.
+
+    ``finsent train`` exposes the common knobs; this entry point (``python -m
+    models.train``) also reaches the ones it does not, such as ``--layers``.
+    """
+    parser = argparse.ArgumentParser(prog="python -m models.train", description=__doc__)
+    for f in fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        default = getattr(TrainConfig(), f.name)
+        if f.name == "output_dir":
+            parser.add_argument("-o", flag, default=default)
+        elif f.name == "extra_data":
+            parser.add_argument(flag, action="append", default=[])
+        elif isinstance(default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
+        else:
+            kind = {"int": int, "float": float}.get(str(f.type).split(" ")[0], str)
+            parser.add_argument(flag, type=kind, default=default)
+    args = vars(parser.parse_args(list(argv)))
+    return TrainConfig(**{f.name: args[f.name] for f in fields(TrainConfig)})
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cfg = parse_config(argv)
+    if cfg.data_dir is None:
+        cfg.data_dir = os.environ.get("FINSENT_DATA_DIR")
+    summary = train(cfg, command="python -m models.train " + " ".join(argv))
+    print(f"best dev score {summary['best'].get('score', 0):.4f} at step {summary['best'].get('step')}")
+
+
+if __name__ == "__main__":
+    main()

@@ -30,7 +30,8 @@ VECTOR_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimd
 
 def describe_cpu() -> str:
     """CPU model and the SIMD extensions int8 kernels choose by, e.g. 'AMD EPYC (x86_64; avx2 avx512_vnni)'."""
-    name, flags = platform.processor() or platform.machine(), set()
+    name = platform.processor() or platform.machine()
+    flags: set[str] = set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             key, _, value = line.partition(":")

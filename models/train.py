@@ -8,6 +8,7 @@ little compute. The best checkpoint by dev macro-F1 (mean of both tasks) is kept
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import math
@@ -55,6 +56,10 @@ class TrainConfig:
     max_length: int = 64
     freeze_layers: int = 0
     layers: int | None = None  # keep only the lowest N encoder layers (None = all)
+    init_from: str | None = None  # a training checkpoint whose weights start this run (else base_model)
+    teacher: str | None = None  # a training checkpoint whose soft labels are distilled into this run
+    distill_weight: float = 0.0  # weight of the distillation loss (both heads, every row)
+    distill_temperature: float = 2.0
     sentiment_weight: float = 1.0
     topic_weight: float = 1.0
     eval_every: int = 250
@@ -129,9 +134,9 @@ def freeze(model: MultiTaskClassifier, n_layers: int) -> None:
 
 @torch.no_grad()
 def predict(
-    model: MultiTaskClassifier, ids: list[list[int]], pad_id: int, batch_size: int = 128
+    model: MultiTaskClassifier, ids: list[list[int]], pad_id: int, batch_size: int = 128, logits: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Probabilities of both heads, in the order of ``ids``."""
+    """Probabilities (or logits) of both heads, in the order of ``ids``."""
     model.eval()
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     sent = np.zeros((len(ids), len(SENTIMENT_LABELS)), dtype=np.float32)
@@ -140,8 +145,8 @@ def predict(
         idx = order[start : start + batch_size]
         input_ids, mask = pad_batch([ids[i] for i in idx], pad_id)
         s, t = model(torch.from_numpy(input_ids), torch.from_numpy(mask))
-        sent[idx] = s.softmax(-1).numpy()
-        topic[idx] = t.softmax(-1).numpy()
+        sent[idx] = (s if logits else s.softmax(-1)).numpy()
+        topic[idx] = (t if logits else t.softmax(-1)).numpy()
     return sent, topic
 
 
@@ -156,6 +161,30 @@ def evaluate_dev(model: MultiTaskClassifier, dev: Mapping[str, Encoded], pad_id:
         out[f"{task}_macro_f1"] = report["macro_f1"]
     out["score"] = (out["sentiment_macro_f1"] + out["topic_macro_f1"]) / 2
     return out
+
+
+def teacher_probs(teacher: str, ids: list[list[int]], pad_id: int, out: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Logits of a teacher checkpoint on the training texts, computed once and cached in ``out``.
+
+    Every row gets soft labels for both heads, also the head its data set does not label.
+    The cache is keyed by the teacher's path and the token ids, so a resumed run reuses it.
+    """
+    key = hashlib.sha256(json.dumps([str(Path(teacher).resolve()), ids]).encode()).hexdigest()[:16]
+    cache = out / f"teacher_logits_{key}.npz"
+    if cache.is_file():
+        with np.load(cache) as saved:
+            return saved["sentiment"], saved["topic"]
+    model, _ = load_checkpoint(teacher)
+    sentiment, topic = predict(model, ids, pad_id, logits=True)
+    np.savez(cache, sentiment=sentiment, topic=topic)
+    return sentiment, topic
+
+
+def distill_loss(student_logits: torch.Tensor, teacher_logits: np.ndarray, temperature: float) -> torch.Tensor:
+    """KL(teacher || student) at ``temperature``, scaled by T² so its gradients keep their size."""
+    teacher = torch.from_numpy(teacher_logits).div(temperature).log_softmax(-1)
+    student = student_logits.div(temperature).log_softmax(-1)
+    return nn.functional.kl_div(student, teacher, log_target=True, reduction="batchmean") * temperature**2
 
 
 def save_checkpoint(model: MultiTaskClassifier, tokenizer_path: Path, folder: Path, meta: dict) -> None:  # type: ignore[type-arg]
@@ -198,7 +227,12 @@ def train(  # type: ignore[type-arg]
     tokenizer_path = Path(base) / "tokenizer.json"
     tokenizer = load_tokenizer(tokenizer_path, cfg.max_length)
     pad_id = pad_id_of(tokenizer)
-    if model is None:
+    if model is None and cfg.init_from:
+        model, _ = load_checkpoint(cfg.init_from)
+        model.dropout.p = cfg.dropout
+        if cfg.layers is not None:
+            model.keep_lowest_layers(cfg.layers)
+    elif model is None:
         model = MultiTaskClassifier.from_pretrained(base, dropout=cfg.dropout)
         if cfg.layers is not None:
             model.keep_lowest_layers(cfg.layers)
@@ -207,6 +241,7 @@ def train(  # type: ignore[type-arg]
     train_enc = encode_examples(tokenizer, splits.training_rows())
     dev_enc: dict[str, Encoded] = {task: encode_examples(tokenizer, splits.dev[task]) for task in TASKS}
     lengths = [len(ids) for ids in train_enc.ids]
+    soft = teacher_probs(cfg.teacher, train_enc.ids, pad_id, out) if cfg.teacher and cfg.distill_weight else None
     rng = random.Random(cfg.seed)
     steps_per_epoch = math.ceil(len(lengths) / cfg.batch_size)
     total_steps = int(steps_per_epoch * cfg.epochs)
@@ -254,6 +289,11 @@ def train(  # type: ignore[type-arg]
                 loss = loss + cfg.sentiment_weight * loss_s(s_logits, ys)
             if (yt != IGNORE).any():
                 loss = loss + cfg.topic_weight * loss_t(t_logits, yt)
+            if soft is not None:
+                loss = loss + cfg.distill_weight * (
+                    cfg.sentiment_weight * distill_loss(s_logits, soft[0][batch], cfg.distill_temperature)
+                    + cfg.topic_weight * distill_loss(t_logits, soft[1][batch], cfg.distill_temperature)
+                )
             for group, lr in zip(optimizer.param_groups, base_lrs, strict=True):
                 group["lr"] = lr * lr_factor(step)
             optimizer.zero_grad(set_to_none=True)

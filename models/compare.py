@@ -105,6 +105,9 @@ def record(artifact: str | Path, table: dict[str, Any]) -> None:
     raw.setdefault("metrics", {})["tradeoffs"] = table
     path.write_text(json.dumps(raw, indent=2, ensure_ascii=False) + "\n")
     read_card(artifact)  # still parses
+    from models.model_card import write_model_card
+
+    write_model_card(path.parent)
 
 
 def training_runs(named_dirs: Sequence[str]) -> list[dict[str, Any]]:

@@ -78,6 +78,19 @@ def _runs(training: dict[str, Any]) -> str:
     return "Every training run behind this artifact (2 shared CPU cores):\n\n" + "\n".join(lines) + "\n"
 
 
+def _fp16(export: dict[str, Any]) -> str:
+    fp16 = export.get("fp16")
+    if not fp16:
+        return "not exported"
+    agree = fp16.get("fp16_vs_fp32_argmax_agreement", {})
+    return (
+        f"`{fp16.get('command', 'finsent export … --precision fp16')}`; on the CPU provider max abs difference to fp32 "
+        f"{fp16.get('fp16_vs_fp32_max_abs_diff', float('nan')):.1e}, argmax agreement sentiment "
+        f"{agree.get('sentiment', float('nan')):.4f}, topic {agree.get('topic', float('nan')):.4f}; "
+        f"GPU throughput: {fp16.get('gpu_texts_per_s', 'not measured')}"
+    )
+
+
 def _limits_int8(export: dict[str, Any]) -> str:
     if "int8_activation_scales" in export:
         return (
@@ -109,6 +122,7 @@ texts — headlines, tweets, comments — from one {card.get("precision", "int8"
 | fp32 parity with PyTorch | max abs difference {export.get("fp32_max_abs_diff", float("nan")):.1e} on {export.get("texts", "?")} test texts |
 | int8 vs fp32 argmax agreement | sentiment {agree.get("sentiment", float("nan")):.4f}, topic {agree.get("topic", float("nan")):.4f} |
 | fp32 accuracy (same checkpoint) | {_fp32(card)} |
+| fp16 graph (GPU) | {_fp16(export)} |
 
 ## Data
 
@@ -148,7 +162,7 @@ finsent evaluate --model models/artifacts/{card["version"]} --data-dir DATA_DIR 
 ```
 
 Training: {training.get("epochs_run", "?")} epochs ({training.get("steps", "?")} steps) in
-{(training.get("wall_time_s") or 0) / 60:.0f} min on 2 CPU threads; seed {cfg.get("seed")}; AdamW lr {cfg.get("lr")}
+{(training.get("wall_time_s") or 0) / 60:.0f} min with {cfg.get("threads") or "all"} torch thread(s); seed {cfg.get("seed")}; AdamW lr {cfg.get("lr")}
 (heads {cfg.get("head_lr")}), weight decay {cfg.get("weight_decay")}, warm-up {cfg.get("warmup_ratio")}, dropout
 {cfg.get("dropout")}, batch {cfg.get("batch_size")}, label smoothing {cfg.get("label_smoothing")}; best dev score
 (mean macro-F1) {training.get("best", {}).get("score", float("nan")):.4f} at step {training.get("best", {}).get("step")}.

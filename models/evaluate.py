@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from models.benchmark import describe_cpu
 from models.card import card_path, read_card
 from models.contract import SENTIMENT_LABELS, TOPIC_LABELS
 from models.data import TASKS, Splits, load_test_sets
@@ -138,6 +139,8 @@ def run_evaluation(
             | {k: results[task][k] for k in ("overlap_with_train", "overlap_distinct_texts")}
             for task in TASKS
         }
+        # int8 kernels differ between instruction sets: the figures above belong to this CPU
+        raw["metrics"]["evaluated_on"] = describe_cpu()
         path.write_text(json.dumps(raw, indent=2, ensure_ascii=False) + "\n")
         read_card(model_dir)  # still parses
     return results

@@ -5,8 +5,11 @@ Steps, each checked before the next:
 1. export the probability graph (opset 17, dynamic batch and sequence axes);
 2. parity with PyTorch on real texts: fp32 max abs difference <= 1e-4, or fail;
 3. ONNX Runtime transformer fusions (fp32), parity checked again;
-4. int8 dynamic quantisation, per-channel or per-tensor, whichever agrees better
-   with fp32 on argmaxes (``--precision fp16`` converts the fused graph instead);
+4. int8: dynamic quantisation of the weights (per-channel or per-tensor, whichever
+   agrees better with fp32 on argmaxes), then every activation scale frozen to a
+   constant measured on training texts (``models.quantize``), so that no text's
+   result depends on its batch; ``--precision fp16`` converts the fused graph instead
+   and checks it against fp32 where ONNX Runtime's CPU provider can run it;
 5. write model, tokenizer.json and card.json into the output directory.
 """
 
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import shutil
 import tempfile
 import time
@@ -36,6 +40,8 @@ log = logging.getLogger(__name__)
 
 Precision = Literal["int8", "fp16", "fp32"]
 PARITY_TOLERANCE = 1e-4
+CALIBRATION_TEXTS = 1000  # training texts whose activation ranges fix the int8 scales
+CALIBRATION_SEED = 0
 
 SAMPLE_TEXTS = (
     "Apple shares fall 5% after iPhone sales miss estimates",
@@ -118,6 +124,48 @@ def _agreement(
     return out
 
 
+def _calibration_texts(given: Sequence[str] | None, meta: dict[str, Any]) -> tuple[list[str], str]:
+    """Texts that fix the int8 activation scales, and a line saying where they came from.
+
+    By default a seeded sample of the checkpoint's own training rows (its data folder and
+    seed, else ``FINSENT_DATA_DIR``); the built-in sample headlines only when no data is at hand.
+    """
+    if given is not None:
+        return list(given), f"{len(given)} texts given by the caller"
+    from models.data import DataError, load_splits
+
+    cfg = meta.get("config", {})
+    for data_dir in (cfg.get("data_dir"), None):
+        try:
+            splits = load_splits(data_dir, dev_fraction=cfg.get("dev_fraction", 0.1), seed=cfg.get("seed", 13))
+        except DataError:
+            continue
+        rows = [r.text for r in splits.training_rows()]
+        sample = random.Random(CALIBRATION_SEED).sample(rows, min(CALIBRATION_TEXTS, len(rows)))
+        return sample, f"{len(sample)} training texts (seeded sample {CALIBRATION_SEED}, split seed {cfg.get('seed')})"
+    log.warning("no training data found for int8 calibration; using the built-in sample texts")
+    return list(SAMPLE_TEXTS), f"{len(SAMPLE_TEXTS)} built-in sample texts (no training data at hand)"
+
+
+def _fp16_parity(
+    path: Path,
+    fp32: tuple[np.ndarray, np.ndarray],
+    ids: Sequence[Sequence[int]],
+    pad_id: int,
+    heads: Sequence[str] | None,
+) -> dict[str, Any]:
+    """fp16 graph vs fp32 on the CPU provider, or why it could not be run there."""
+    try:
+        fp16 = _ort_probs(path, ids, pad_id)
+    except Exception as exc:  # onnxruntime raises its own untyped errors for unsupported kernels
+        return {"fp16_cpu_parity": f"not run on CPU: {str(exc).splitlines()[0][:200]}"}
+    return {
+        "fp16_vs_fp32_max_abs_diff": _max_diff(fp32, fp16),
+        "fp16_vs_fp32_argmax_agreement": _agreement(fp32, fp16, heads),
+        "fp16_cpu_parity": "run on ONNX Runtime's CPU provider",
+    }
+
+
 def export_checkpoint(
     checkpoint: str | Path,
     output: str | Path,
@@ -128,9 +176,13 @@ def export_checkpoint(
     version: str | None = None,
     work_dir: str | Path | None = None,
     optimize: bool = True,
+    calibration_texts: Sequence[str] | None = None,
 ) -> ExportResult:
     """Run the five steps on real ``texts``; ``heads`` names each text's test set (sentiment/topic),
-    so int8-vs-fp32 agreement of each head is measured on its own test set."""
+    so int8-vs-fp32 agreement of each head is measured on its own test set.
+
+    ``calibration_texts`` fix the int8 activation scales; by default a seeded sample of the
+    checkpoint's own training rows (never the test sets, which ``texts`` usually are)."""
     started = time.time()
     checkpoint = Path(checkpoint)
     out = Path(output)
@@ -191,18 +243,25 @@ def export_checkpoint(
     if precision == "int8":
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
+        from models.quantize import freeze_activation_scales, measure_ranges
+
+        calibration, checks["calibration"] = _calibration_texts(calibration_texts, meta)
+        calibration_ids = encode(tokenizer, calibration)
         candidates = {}
         for per_channel in (True, False):
-            path = work / f"model.int8.{'pc' if per_channel else 'pt'}.onnx"
+            dynamic = work / f"model.int8-dynamic.{'pc' if per_channel else 'pt'}.onnx"
             quantize_dynamic(
                 str(fused_path),
-                str(path),
+                str(dynamic),
                 per_channel=per_channel,
                 weight_type=QuantType.QInt8,
                 extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
             )
+            path = work / f"model.int8.{'pc' if per_channel else 'pt'}.onnx"
+            frozen = freeze_activation_scales(dynamic, path, measure_ranges(dynamic, calibration_ids, pad_id))
             agreement = _agreement(fp32, _ort_probs(path, ids, pad_id), heads)
             candidates[per_channel] = (sum(agreement.values()), path, agreement)
+        checks["int8_activation_scales"] = f"static: {len(frozen)} scales fixed on {len(calibration)} training texts"
         per_channel = candidates[True][0] >= candidates[False][0]
         _, chosen, agreement = candidates[per_channel]
         checks["int8_per_channel"] = per_channel
@@ -216,6 +275,7 @@ def export_checkpoint(
         fp16.convert_float_to_float16(keep_io_types=True)
         chosen = work / "model.fp16.onnx"
         fp16.save_model_to_file(str(chosen))
+        checks.update(_fp16_parity(chosen, fp32, ids, pad_id, heads))
     else:
         chosen = fused_path
 

@@ -26,6 +26,80 @@ def _fp32(card: dict[str, Any]) -> str:
     return f"sentiment {ref['sentiment']['accuracy']:.4f}, topic {ref['topic']['accuracy']:.4f} (int8 must stay within 1 point)"
 
 
+def _backbone(cfg: dict[str, Any]) -> str:
+    layers = cfg.get("layers")
+    if layers and layers < 6:
+        return f"lowest {layers} of the 6 layers of all-MiniLM-L6-v2"
+    return "all-MiniLM-L6-v2 (22M parameters)"
+
+
+def _precision(card: dict[str, Any], export: dict[str, Any]) -> str:
+    if card.get("precision") != "int8":
+        return f"{card.get('precision')} conversion of the fused fp32 graph"
+    weights = "per-channel" if export.get("int8_per_channel") else "per-tensor"
+    if "int8_activation_scales" in export:
+        return (
+            f"int8 weights ({weights}); activation scales fixed on training texts "
+            f"({export.get('calibration', 'calibration texts')}), so no text depends on its batch"
+        )
+    return f"int8 dynamic quantisation ({weights}) of the fused fp32 graph"
+
+
+def _batch_dependence(metrics: dict[str, Any]) -> str:
+    rows = metrics.get("tradeoffs", {}).get("rows", [])
+    mine = [r for r in rows if r.get("version") == metrics.get("_version")]
+    if not mine:
+        return "not measured"
+    d = mine[0]["batch_dependence"]
+    return (
+        f"{d['changed_labels']} of {d['texts']} sentiment test texts change a label between scoring alone, in "
+        f"sorted batches of 64 and in shuffled odd-sized batches (max probability difference {d['max_prob_diff']:.1e})"
+    )
+
+
+def _tradeoffs(metrics: dict[str, Any]) -> str:
+    table = metrics.get("tradeoffs")
+    if not table:
+        return "Not measured for this artifact."
+    from models.compare import markdown_table
+
+    return f"Measured on {table['cpu']}, {table['threads']} threads. {table['how']}.\n\n{markdown_table(table)}"
+
+
+def _runs(training: dict[str, Any]) -> str:
+    runs = training.get("runs", [])
+    if not runs:
+        return ""
+    lines = ["| run | command | wall time | best dev score |", "| --- | --- | ---: | ---: |"]
+    for r in runs:
+        lines.append(
+            f"| {r['name']} | `{r['command']}` | {r['wall_time_s'] / 60:.0f} min | {r['best_dev_score']:.4f} |"
+        )
+    return "Every training run behind this artifact (2 shared CPU cores):\n\n" + "\n".join(lines) + "\n"
+
+
+def _fp16(export: dict[str, Any]) -> str:
+    fp16 = export.get("fp16")
+    if not fp16:
+        return "not exported"
+    agree = fp16.get("fp16_vs_fp32_argmax_agreement", {})
+    return (
+        f"`{fp16.get('command', 'finsent export … --precision fp16')}`; on the CPU provider max abs difference to fp32 "
+        f"{fp16.get('fp16_vs_fp32_max_abs_diff', float('nan')):.1e}, argmax agreement sentiment "
+        f"{agree.get('sentiment', float('nan')):.4f}, topic {agree.get('topic', float('nan')):.4f}; "
+        f"GPU throughput: {fp16.get('gpu_texts_per_s', 'not measured')}"
+    )
+
+
+def _limits_int8(export: dict[str, Any]) -> str:
+    if "int8_activation_scales" in export:
+        return (
+            "* int8 kernels differ between instruction sets (AVX2, AVX-512 VNNI, ARM): a text's label is fixed on "
+            "one machine, but a near-tie may resolve differently on another CPU."
+        )
+    return "* Dynamic int8 quantisation scales activations per batch: a near-tie can flip with its batch neighbours."
+
+
 def render(card: dict[str, Any]) -> str:
     training = card.get("training", {})
     cfg = training.get("config", {})
@@ -40,13 +114,15 @@ texts — headlines, tweets, comments — from one {card.get("precision", "int8"
 
 | | |
 | --- | --- |
-| backbone | all-MiniLM-L6-v2 (22M parameters), mean pooling, two linear heads, trained jointly |
+| backbone | {_backbone(cfg)}, mean pooling, two linear heads, trained jointly |
 | inputs | `input_ids`, `attention_mask` (dynamic batch and sequence), max {card["max_length"]} tokens, links stripped |
 | outputs | `{card["outputs"]["sentiment"]}` [batch, 3], `{card["outputs"]["topic"]}` [batch, 20] (softmax in the graph) |
-| precision | {card["precision"]} dynamic quantisation ({"per-channel" if export.get("int8_per_channel") else "per-tensor"}) of the fused fp32 graph |
+| precision | {_precision(card, export)} |
+| batch dependence | {_batch_dependence({**card.get("metrics", {}), "_version": card["version"]})} |
 | fp32 parity with PyTorch | max abs difference {export.get("fp32_max_abs_diff", float("nan")):.1e} on {export.get("texts", "?")} test texts |
 | int8 vs fp32 argmax agreement | sentiment {agree.get("sentiment", float("nan")):.4f}, topic {agree.get("topic", float("nan")):.4f} |
 | fp32 accuracy (same checkpoint) | {_fp32(card)} |
+| fp16 graph (GPU) | {_fp16(export)} |
 
 ## Data
 
@@ -59,7 +135,13 @@ Training rows: {sizes.get("train", {})}; dev rows: {sizes.get("dev", {})}.
 
 ## Scores (this artifact, official test sets)
 
+Evaluated on {card.get("metrics", {}).get("evaluated_on", "an unrecorded CPU")}.
+
 {_metrics_table(card.get("metrics", {}))}
+
+## Configurations tried
+
+{_tradeoffs(card.get("metrics", {}))}
 
 ## Limits
 
@@ -68,10 +150,11 @@ Training rows: {sizes.get("train", {})}; dev rows: {sizes.get("dev", {})}.
 * "Sentiment" is market sentiment (bearish / bullish), not the writer's mood.
 * Topic classes 5 (Earnings) and 7 (Financials) overlap in meaning; small classes (IPO, Gold) are the
   least reliable.
-* Dynamic int8 quantisation scales activations per batch: a near-tie can flip with its batch neighbours.
+{_limits_int8(export)}
 
 ## How it was made
 
+{_runs(training)}
 ```
 {training.get("command") or "finsent train …"}
 finsent export {cfg.get("output_dir", "runs/train")}/best -o models/artifacts/{card["version"]} --version {card["version"]} --data-dir DATA_DIR
@@ -79,7 +162,7 @@ finsent evaluate --model models/artifacts/{card["version"]} --data-dir DATA_DIR 
 ```
 
 Training: {training.get("epochs_run", "?")} epochs ({training.get("steps", "?")} steps) in
-{(training.get("wall_time_s") or 0) / 60:.0f} min on 2 CPU threads; seed {cfg.get("seed")}; AdamW lr {cfg.get("lr")}
+{(training.get("wall_time_s") or 0) / 60:.0f} min with {cfg.get("threads") or "all"} torch thread(s); seed {cfg.get("seed")}; AdamW lr {cfg.get("lr")}
 (heads {cfg.get("head_lr")}), weight decay {cfg.get("weight_decay")}, warm-up {cfg.get("warmup_ratio")}, dropout
 {cfg.get("dropout")}, batch {cfg.get("batch_size")}, label smoothing {cfg.get("label_smoothing")}; best dev score
 (mean macro-F1) {training.get("best", {}).get("score", float("nan")):.4f} at step {training.get("best", {}).get("step")}.

@@ -59,6 +59,20 @@ class MultiTaskClassifier(nn.Module):
         kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
         return cls(AutoModel.from_config(AutoConfig.from_pretrained(config_dir), **kwargs), dropout)
 
+    def keep_lowest_layers(self, n_layers: int) -> None:
+        """Drop all but the lowest ``n_layers`` encoder layers (a shallower, faster student).
+
+        Dropping the top layers of a pretrained encoder and fine-tuning the rest loses
+        less than dropping alternate or bottom layers (Sajjad et al., 2023, "On the
+        effect of dropping layers of pre-trained transformer models"). The config is
+        updated too, so a saved checkpoint reloads with the same depth.
+        """
+        layers = self.encoder.encoder.layer
+        if not 0 < n_layers <= len(layers):
+            raise ValueError(f"n_layers must be in 1..{len(layers)} (got: {n_layers})")
+        self.encoder.encoder.layer = nn.ModuleList(list(layers)[:n_layers])
+        self.encoder.config.num_hidden_layers = n_layers
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)

@@ -7,15 +7,18 @@ little compute. The best checkpoint by dev macro-F1 (mean of both tasks) is kept
 
 from __future__ import annotations
 
+import argparse
+import hashlib
 import json
 import logging
 import math
+import os
 import random
 import shutil
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +55,11 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     max_length: int = 64
     freeze_layers: int = 0
+    layers: int | None = None  # keep only the lowest N encoder layers (None = all)
+    init_from: str | None = None  # a training checkpoint whose weights start this run (else base_model)
+    teacher: str | None = None  # a training checkpoint whose soft labels are distilled into this run
+    distill_weight: float = 0.0  # weight of the distillation loss (both heads, every row)
+    distill_temperature: float = 2.0
     sentiment_weight: float = 1.0
     topic_weight: float = 1.0
     eval_every: int = 250
@@ -126,9 +134,9 @@ def freeze(model: MultiTaskClassifier, n_layers: int) -> None:
 
 @torch.no_grad()
 def predict(
-    model: MultiTaskClassifier, ids: list[list[int]], pad_id: int, batch_size: int = 128
+    model: MultiTaskClassifier, ids: list[list[int]], pad_id: int, batch_size: int = 128, logits: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Probabilities of both heads, in the order of ``ids``."""
+    """Probabilities (or logits) of both heads, in the order of ``ids``."""
     model.eval()
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     sent = np.zeros((len(ids), len(SENTIMENT_LABELS)), dtype=np.float32)
@@ -137,8 +145,8 @@ def predict(
         idx = order[start : start + batch_size]
         input_ids, mask = pad_batch([ids[i] for i in idx], pad_id)
         s, t = model(torch.from_numpy(input_ids), torch.from_numpy(mask))
-        sent[idx] = s.softmax(-1).numpy()
-        topic[idx] = t.softmax(-1).numpy()
+        sent[idx] = (s if logits else s.softmax(-1)).numpy()
+        topic[idx] = (t if logits else t.softmax(-1)).numpy()
     return sent, topic
 
 
@@ -155,6 +163,30 @@ def evaluate_dev(model: MultiTaskClassifier, dev: Mapping[str, Encoded], pad_id:
     return out
 
 
+def teacher_probs(teacher: str, ids: list[list[int]], pad_id: int, out: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Logits of a teacher checkpoint on the training texts, computed once and cached in ``out``.
+
+    Every row gets soft labels for both heads, also the head its data set does not label.
+    The cache is keyed by the teacher's path and the token ids, so a resumed run reuses it.
+    """
+    key = hashlib.sha256(json.dumps([str(Path(teacher).resolve()), ids]).encode()).hexdigest()[:16]
+    cache = out / f"teacher_logits_{key}.npz"
+    if cache.is_file():
+        with np.load(cache) as saved:
+            return saved["sentiment"], saved["topic"]
+    model, _ = load_checkpoint(teacher)
+    sentiment, topic = predict(model, ids, pad_id, logits=True)
+    np.savez(cache, sentiment=sentiment, topic=topic)
+    return sentiment, topic
+
+
+def distill_loss(student_logits: torch.Tensor, teacher_logits: np.ndarray, temperature: float) -> torch.Tensor:
+    """KL(teacher || student) at ``temperature``, scaled by T² so its gradients keep their size."""
+    teacher = torch.from_numpy(teacher_logits).div(temperature).log_softmax(-1)
+    student = student_logits.div(temperature).log_softmax(-1)
+    return nn.functional.kl_div(student, teacher, log_target=True, reduction="batchmean") * temperature**2
+
+
 def save_checkpoint(model: MultiTaskClassifier, tokenizer_path: Path, folder: Path, meta: dict) -> None:  # type: ignore[type-arg]
     """Weights, encoder config, tokenizer and training metadata: all that export needs."""
     tmp = folder.with_name(folder.name + ".tmp")
@@ -168,7 +200,12 @@ def save_checkpoint(model: MultiTaskClassifier, tokenizer_path: Path, folder: Pa
     tmp.rename(folder)
 
 
-def train(cfg: TrainConfig, splits: Splits | None = None, model: MultiTaskClassifier | None = None) -> dict:  # type: ignore[type-arg]
+def train(  # type: ignore[type-arg]
+    cfg: TrainConfig,
+    splits: Splits | None = None,
+    model: MultiTaskClassifier | None = None,
+    command: str | None = None,
+) -> dict:
     """Run one training; returns the summary written to ``output_dir/summary.json``."""
     started = time.time()
     random.seed(cfg.seed)
@@ -190,13 +227,21 @@ def train(cfg: TrainConfig, splits: Splits | None = None, model: MultiTaskClassi
     tokenizer_path = Path(base) / "tokenizer.json"
     tokenizer = load_tokenizer(tokenizer_path, cfg.max_length)
     pad_id = pad_id_of(tokenizer)
-    if model is None:
+    if model is None and cfg.init_from:
+        model, _ = load_checkpoint(cfg.init_from)
+        model.dropout.p = cfg.dropout
+        if cfg.layers is not None:
+            model.keep_lowest_layers(cfg.layers)
+    elif model is None:
         model = MultiTaskClassifier.from_pretrained(base, dropout=cfg.dropout)
+        if cfg.layers is not None:
+            model.keep_lowest_layers(cfg.layers)
     freeze(model, cfg.freeze_layers)
 
     train_enc = encode_examples(tokenizer, splits.training_rows())
     dev_enc: dict[str, Encoded] = {task: encode_examples(tokenizer, splits.dev[task]) for task in TASKS}
     lengths = [len(ids) for ids in train_enc.ids]
+    soft = teacher_probs(cfg.teacher, train_enc.ids, pad_id, out) if cfg.teacher and cfg.distill_weight else None
     rng = random.Random(cfg.seed)
     steps_per_epoch = math.ceil(len(lengths) / cfg.batch_size)
     total_steps = int(steps_per_epoch * cfg.epochs)
@@ -221,7 +266,8 @@ def train(cfg: TrainConfig, splits: Splits | None = None, model: MultiTaskClassi
         "base_model": base,
         "data_sizes": splits.sizes(),
         "test_overlap_with_train": splits.overlap,
-        "command": "finsent " + " ".join(sys.argv[1:]),  # argv[0] is the entry point, whichever was used
+        # argv[0] is the entry point, whichever was used
+        "command": command or "finsent " + " ".join(sys.argv[1:]),
     }
     best: dict = {"score": -1.0}  # type: ignore[type-arg]
     evals_since_best = 0
@@ -243,6 +289,11 @@ def train(cfg: TrainConfig, splits: Splits | None = None, model: MultiTaskClassi
                 loss = loss + cfg.sentiment_weight * loss_s(s_logits, ys)
             if (yt != IGNORE).any():
                 loss = loss + cfg.topic_weight * loss_t(t_logits, yt)
+            if soft is not None:
+                loss = loss + cfg.distill_weight * (
+                    cfg.sentiment_weight * distill_loss(s_logits, soft[0][batch], cfg.distill_temperature)
+                    + cfg.topic_weight * distill_loss(t_logits, soft[1][batch], cfg.distill_temperature)
+                )
             for group, lr in zip(optimizer.param_groups, base_lrs, strict=True):
                 group["lr"] = lr * lr_factor(step)
             optimizer.zero_grad(set_to_none=True)
@@ -301,3 +352,40 @@ def load_checkpoint(folder: str | Path, attn_implementation: str | None = None) 
     model.eval()
     meta = json.loads((folder / "training.json").read_text())
     return model, meta
+
+
+def parse_config(argv: Sequence[str]) -> TrainConfig:
+    """A ``TrainConfig`` from ``--field value`` flags, one per dataclass field.
+
+    ``finsent train`` exposes the common knobs; this entry point (``python -m
+    models.train``) also reaches the ones it does not, such as ``--layers``.
+    """
+    parser = argparse.ArgumentParser(prog="python -m models.train", description=__doc__)
+    for f in fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        default = getattr(TrainConfig(), f.name)
+        if f.name == "output_dir":
+            parser.add_argument("-o", flag, default=default)
+        elif f.name == "extra_data":
+            parser.add_argument(flag, action="append", default=[])
+        elif isinstance(default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
+        else:
+            kind = {"int": int, "float": float}.get(str(f.type).split(" ")[0], str)
+            parser.add_argument(flag, type=kind, default=default)
+    args = vars(parser.parse_args(list(argv)))
+    return TrainConfig(**{f.name: args[f.name] for f in fields(TrainConfig)})
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cfg = parse_config(argv)
+    if cfg.data_dir is None:
+        cfg.data_dir = os.environ.get("FINSENT_DATA_DIR")
+    summary = train(cfg, command="python -m models.train " + " ".join(argv))
+    print(f"best dev score {summary['best'].get('score', 0):.4f} at step {summary['best'].get('step')}")
+
+
+if __name__ == "__main__":
+    main()

@@ -9,6 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="training extras (torch) are not installed")
 
+from models.benchmark import batch_dependence  # noqa: E402
 from models.card import ModelError, verify_card  # noqa: E402
 from models.data import load_splits  # noqa: E402
 from models.evaluate import run_evaluation  # noqa: E402
@@ -57,12 +58,15 @@ def test_export_quantise_evaluate(trained: tuple[Path, Path], tmp_path: Path) ->
     result = export_checkpoint(run / "best", tmp_path / "artifact", texts=texts, version="tiny-1")
     assert result.checks["fp32_max_abs_diff"] <= 1e-4
     assert set(result.checks["int8_vs_fp32_argmax_agreement"]) == {"sentiment", "topic"}
+    assert result.checks["int8_activation_scales"].startswith("static")
     card = verify_card(tmp_path / "artifact")
     assert card.version == "tiny-1" and card.precision == "int8"
     model = OnnxModel(tmp_path / "artifact")
     preds = model.predict(["Apple falls", "a much longer text about Tesla rising " * 5, ""])
     assert preds.sentiment.shape == (3, 3) and preds.topic.shape == (3, 20)
     assert abs(float(preds.sentiment.sum(axis=1).max()) - 1.0) < 1e-4
+    dependence = batch_dependence(model, texts)
+    assert dependence.changed_labels == 0 and dependence.max_prob_diff <= 1e-5, "static scales: one text, one answer"
 
     results = run_evaluation(tmp_path / "artifact", data, plots_dir=tmp_path / "plots", update_card=True)
     assert results["topic"]["overlap_with_train"] == 2

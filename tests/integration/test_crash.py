@@ -1,8 +1,8 @@
 """SIGKILL the daemon at random moments mid-stream; totals must equal an undisturbed run's.
 
-Both runs score one text per batch: dynamic int8 quantisation scales activations over the
-whole batch, so a near-tie can flip with its batch neighbours; scored alone, every text
-gets the same label in both runs and any difference is a counting error.
+The shipped model's labels do not depend on the batch a text is scored in (static int8
+scales), so the two runs batch differently yet must agree label for label: any difference
+is a counting error.
 
 ``n_unique`` is compared as a sum: which window gets a story's first sighting depends on
 how partitions interleave, in any two runs, crashed or not.
@@ -56,7 +56,7 @@ def test_sigkill_loses_nothing_and_counts_nothing_twice(
 
     # the undisturbed run
     ref_settings = daemon_settings(
-        broker.bootstrap, f"{unique}-ref", tmp_path / "ref", model_dir, input_topics=[topic], batch_size=1, grace_s=5
+        broker.bootstrap, f"{unique}-ref", tmp_path / "ref", model_dir, input_topics=[topic], grace_s=5
     )
     (tmp_path / "ref").mkdir()
     with running_daemon(ref_settings) as ref:
@@ -65,7 +65,7 @@ def test_sigkill_loses_nothing_and_counts_nothing_twice(
 
     # the disturbed run: killed at random moments, restarted each time
     store_url = f"sqlite:///{tmp_path / 'crash.db'}"
-    env = subprocess_env(broker.bootstrap, f"{unique}-crash", topic, store_url, model_dir, batch_size=1, grace_s=5)
+    env = subprocess_env(broker.bootstrap, f"{unique}-crash", topic, store_url, model_dir, grace_s=5)
     store = Store(store_url)
     rng = random.Random(11)
     log = tmp_path / "daemon.log"

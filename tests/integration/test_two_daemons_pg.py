@@ -34,13 +34,13 @@ def test_two_daemons_one_killed(
     topic = f"{unique}.news"
     produce(broker.bootstrap, topic, as_json(news_stream(N, BASE_MS, 250, seed=5)))
     ref_settings = daemon_settings(
-        broker.bootstrap, f"{unique}-ref", tmp_path, model_dir, input_topics=[topic], batch_size=1, grace_s=5
+        broker.bootstrap, f"{unique}-ref", tmp_path, model_dir, input_topics=[topic], grace_s=5
     )
     with running_daemon(ref_settings) as ref:
         wait_until(lambda: total_n(ref.store) == N, 180, "the undisturbed run", 0.5)
         expected = {dim: window_totals(ref.store, dim) for dim in ("all", "topic", "ticker", "source")}
 
-    env = subprocess_env(broker.bootstrap, f"{unique}-pg", topic, pg_url, model_dir, batch_size=1, grace_s=5)
+    env = subprocess_env(broker.bootstrap, f"{unique}-pg", topic, pg_url, model_dir, grace_s=5)
     store = Store(pg_url)
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
     procs = [start_daemon(env, log) for log in logs]

@@ -1,8 +1,9 @@
 """SIGKILL the daemon at random moments mid-stream; totals must equal an undisturbed run's.
 
 The shipped model's labels do not depend on the batch a text is scored in (static int8
-scales), so the two runs batch differently yet must agree label for label: any difference
-is a counting error.
+scales), so the two runs batch differently (default batches for the undisturbed run, at
+most 4 texts for the disturbed one, which also keeps it slow enough to be killed often) yet
+must agree label for label: any difference is a counting error.
 
 ``n_unique`` is compared as a sum: which window gets a story's first sighting depends on
 how partitions interleave, in any two runs, crashed or not.
@@ -65,7 +66,7 @@ def test_sigkill_loses_nothing_and_counts_nothing_twice(
 
     # the disturbed run: killed at random moments, restarted each time
     store_url = f"sqlite:///{tmp_path / 'crash.db'}"
-    env = subprocess_env(broker.bootstrap, f"{unique}-crash", topic, store_url, model_dir, grace_s=5)
+    env = subprocess_env(broker.bootstrap, f"{unique}-crash", topic, store_url, model_dir, grace_s=5, batch_size=4)
     store = Store(store_url)
     rng = random.Random(11)
     log = tmp_path / "daemon.log"

@@ -84,7 +84,8 @@ def test_two_daemons_killed_twenty_times_count_every_event_once(
     produce(broker.bootstrap, topic, values)
 
     name = f"{unique}-x"
-    env = subprocess_env(broker.bootstrap, name, topic, pg_url, model_dir, grace_s=5, idle_partition_s=3)
+    # small batches keep the backlog going long enough for twenty kills
+    env = subprocess_env(broker.bootstrap, name, topic, pg_url, model_dir, grace_s=5, idle_partition_s=3, batch_size=16)
     store = Store(pg_url)
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
     procs = [start_daemon(env, log) for log in logs]

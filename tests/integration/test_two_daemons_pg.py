@@ -40,7 +40,7 @@ def test_two_daemons_one_killed(
         wait_until(lambda: total_n(ref.store) == N, 180, "the undisturbed run", 0.5)
         expected = {dim: window_totals(ref.store, dim) for dim in ("all", "topic", "ticker", "source")}
 
-    env = subprocess_env(broker.bootstrap, f"{unique}-pg", topic, pg_url, model_dir, grace_s=5)
+    env = subprocess_env(broker.bootstrap, f"{unique}-pg", topic, pg_url, model_dir, grace_s=5, batch_size=4)
     store = Store(pg_url)
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
     procs = [start_daemon(env, log) for log in logs]

@@ -139,6 +139,7 @@ class HealthServer:
     ) -> None:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.listener = socket.create_server((host, port), family=family, backlog=128)
+        self._port = int(self.listener.getsockname()[1])  # kept: still known after close()
         self.listener.setblocking(False)
         self.handler = make_handler(registry, readiness, liveness, request_timeout_s)
         self.max_connections = max(1, max_connections)
@@ -154,7 +155,7 @@ class HealthServer:
 
     @property
     def port(self) -> int:
-        return int(self.listener.getsockname()[1])
+        return self._port
 
     def start(self) -> HealthServer:
         self.thread.start()

@@ -80,8 +80,8 @@ def compare(
 def markdown_table(table: dict[str, Any]) -> str:
     lines = [
         "| model | layers | quantisation | TFNS acc / macro-F1 | TFNS dedup | TFNT acc / macro-F1 | TFNT dedup "
-        "| model-alone texts/s | labels changed by batching |",
-        "| --- | ---: | --- | --- | --- | --- | --- | ---: | ---: |",
+        "| model-alone texts/s | end-to-end texts/s | labels changed by batching |",
+        "| --- | ---: | --- | --- | --- | --- | --- | ---: | ---: | ---: |",
     ]
     for row in table["rows"]:
 
@@ -89,13 +89,25 @@ def markdown_table(table: dict[str, Any]) -> str:
             return f"{row[key]['accuracy']:.4f} / {row[key]['macro_f1']:.4f}"
 
         dependence = row["batch_dependence"]
+        end_to_end = row.get("end_to_end_texts_per_s")
         lines.append(
             f"| {row['version']} | {row['layers']} | {row['quantisation']} | {pair('sentiment_test')} "
             f"| {pair('sentiment_test_dedup')} | {pair('topic_test')} | {pair('topic_test_dedup')} "
             f"| {row['model_alone_texts_per_s']:.0f} ({row['speed_vs_first']:.2f}×) "
+            f"| {f'{end_to_end:.0f}' if end_to_end else 'not measured'} "
             f"| {dependence['changed_labels']} of {dependence['texts']} |"
         )
     return "\n".join(lines)
+
+
+def attach_end_to_end(table: dict[str, Any], reports: Sequence[str]) -> None:
+    """``VERSION=BENCH_JSON`` pairs: end-to-end texts/s from ``finsent bench -o`` reports, onto matching rows."""
+    for pair in reports:
+        version, _, path = pair.partition("=")
+        report = json.loads(Path(path).read_text())
+        for row in table["rows"]:
+            if row["version"] == version:
+                row["end_to_end_texts_per_s"] = report["end_to_end_texts_per_s"]
 
 
 def record(artifact: str | Path, table: dict[str, Any]) -> None:
@@ -147,10 +159,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--record-in", help="artifact whose card.json gets the table")
     parser.add_argument("--output", help="also write the table as JSON here")
     parser.add_argument(
+        "--bench", action="append", default=[], help="VERSION=JSON of a 'finsent bench -o' report (repeatable)"
+    )
+    parser.add_argument(
         "--run", action="append", default=[], help="NAME=RUN_DIR of a training run behind --record-in (repeatable)"
     )
     args = parser.parse_args(argv)
     table = compare(args.artifacts, args.data_dir, args.threads, args.repeats)
+    attach_end_to_end(table, args.bench)
     if args.output:
         Path(args.output).write_text(json.dumps(table, indent=2))
     if args.record_in:

@@ -63,7 +63,8 @@ def _tradeoffs(metrics: dict[str, Any]) -> str:
         return "Not measured for this artifact."
     from models.compare import markdown_table
 
-    return f"Measured on {table['cpu']}, {table['threads']} threads. {table['how']}.\n\n{markdown_table(table)}"
+    end_to_end = f" End to end: {table['end_to_end_how']}." if table.get("end_to_end_how") else ""
+    return f"Measured on {table['cpu']}, {table['threads']} threads. {table['how']}.{end_to_end}\n\n{markdown_table(table)}"
 
 
 def _runs(training: dict[str, Any]) -> str:

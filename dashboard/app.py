@@ -16,13 +16,14 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from dashboard import data, identity
 from dashboard.ui import View, choose, md_text
-from dashboard.views import alerts, explore, feedback, model, overview
+from dashboard.views import alerts, explore, feedback, incidents, model, overview
 from pipeline.engine import mask_url
 
 DEFAULT_STORE = "sqlite:///finsent.db"
 PAGES: dict[str, Callable[[View], None]] = {
     "Overview": overview.render,
     "Alerts": alerts.render,
+    "Incidents": incidents.render,
     "Explore": explore.render,
     "Model": model.render,
     "Feedback": feedback.render,

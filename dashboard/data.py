@@ -331,3 +331,48 @@ def feedback_training_csv(url: str) -> str:
     latest = frame.sort_values("created_at").groupby("message_id").tail(1)  # the last word on each message
     rows = latest[["text", "sentiment", "topic"]].fillna("").astype(str)
     return rows.map(neutralise_formula).to_csv(index=False, quoting=csv.QUOTE_ALL)  # every cell quoted, as OWASP says
+
+
+INCIDENT_COLUMNS = (
+    "id",
+    "window_start",
+    "root_dimension",
+    "root_key",
+    "n_alerts",
+    "status",
+    "acknowledged_by",
+    "note",
+    "updated_at",
+)
+STATUS_ORDER = {"open": 0, "acknowledged": 1, "resolved": 2}
+
+
+@cached
+def incidents(url: str, range_name: str, limit: int = 100) -> pd.DataFrame:
+    """Incidents in the range, open first, newest first within a status."""
+    start = since(url, range_name)
+    i = t.incidents.c
+    query = select(*[getattr(i, c) for c in INCIDENT_COLUMNS])
+    if start:
+        query = query.where(i.window_start >= start)
+    with engine_for(url).connect() as conn:
+        rows = conn.execute(query.order_by(i.window_start.desc()).limit(limit)).all()
+    frame = pd.DataFrame(rows, columns=list(INCIDENT_COLUMNS))
+    if not frame.empty:
+        frame["window_start"] = pd.to_datetime(frame["window_start"], utc=True)
+        frame = frame.sort_values("status", key=lambda s: s.map(STATUS_ORDER), kind="stable")
+    return frame
+
+
+@cached
+def incident_alerts(url: str, incident_id: str) -> pd.DataFrame:
+    """The member alerts of one incident, oldest window first."""
+    a = t.alerts.c
+    columns = ("window_start", "dimension", "key", "severity", "negative_ratio", "threshold", "n")
+    with engine_for(url).connect() as conn:
+        rows = conn.execute(
+            select(*[getattr(a, c) for c in columns])
+            .where(a.incident_id == incident_id)
+            .order_by(a.window_start, dimension_rank(a.dimension), a.key)
+        ).all()
+    return pd.DataFrame(rows, columns=list(columns))

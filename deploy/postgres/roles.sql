@@ -73,9 +73,8 @@ BEGIN
     END IF;
 
     -- ... and acknowledgements of incidents (the columns an analyst sets, nothing the daemon computes).
-    -- Uncomment when the incidents table ships:
-    -- IF to_regclass('public.incidents') IS NOT NULL THEN
-    --     EXECUTE format('GRANT UPDATE (status, acknowledged_by, note, updated_at) ON public.incidents TO %I', reader);
-    -- END IF;
+    IF to_regclass('public.incidents') IS NOT NULL THEN
+        EXECUTE format('GRANT UPDATE (status, acknowledged_by, note, updated_at) ON public.incidents TO %I', reader);
+    END IF;
 END
 $roles$;

@@ -206,6 +206,30 @@ def test_dashboard_role_cannot_change_what_the_daemon_writes(reader: Engine, tab
     assert_denied(reader, f"TRUNCATE {table}")
 
 
+def test_dashboard_role_acknowledges_incidents_and_nothing_else_of_them(reader: Engine, deployed: Roles) -> None:
+    writer = create_engine(deployed.writer_url)
+    with writer.begin() as conn:  # the daemon opens an incident
+        conn.execute(
+            text(
+                "INSERT INTO incidents (id, window_start, root_dimension, root_key, root_alert_id, n_alerts, status, "
+                "created_at, updated_at) VALUES ('i1', now(), 'ticker', 'ACME', 'a1', 3, 'open', now(), now())"
+            )
+        )
+    writer.dispose()
+    with reader.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE incidents SET status = 'acknowledged', acknowledged_by = 'dana', note = 'on it', "
+                "updated_at = now()"
+            )
+        )
+        assert conn.execute(text("SELECT status FROM incidents")).scalar_one() == "acknowledged"
+    assert_denied(reader, "UPDATE incidents SET root_key = 'OTHER'")
+    assert_denied(reader, "UPDATE incidents SET n_alerts = 0")
+    assert_denied(reader, "DELETE FROM incidents")
+    assert_denied(reader, "INSERT INTO incidents SELECT * FROM incidents")
+
+
 @pytest.mark.parametrize(
     "ddl",
     [

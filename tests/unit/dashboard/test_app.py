@@ -31,7 +31,7 @@ def app(view: str, **params: str) -> AppTest:
     return at.run()
 
 
-@pytest.mark.parametrize("view", ["Overview", "Alerts", "Explore", "Model", "Feedback"])
+@pytest.mark.parametrize("view", ["Overview", "Alerts", "Incidents", "Explore", "Model", "Feedback"])
 def test_every_view_renders(store_url: str, view: str) -> None:
     at = app(view)
     assert not at.exception, at.exception
@@ -88,3 +88,21 @@ def test_unreachable_and_empty_stores_get_a_message(tmp_path: Path, monkeypatch:
     monkeypatch.setenv("FINSENT_STORE_URL", "postgresql://nobody@127.0.0.1:1/none")
     at = AppTest.from_file(str(APP), default_timeout=30).run()
     assert not at.exception and "cannot be reached" in at.error[0].value
+
+
+def test_an_analyst_acknowledges_then_resolves_an_incident(store_url: str) -> None:
+    before = data.incidents(store_url, "all")
+    assert before["status"].tolist() == ["open"], "the seeded ACME burst is one open incident"
+    incident = before["id"].iloc[0]
+    at = app("Incidents")
+    at.text_input(key=f"note_{incident}").input("looking into it")
+    at.text_input(key=f"who_{incident}").input("dana")
+    at.button(key=f"acknowledged_{incident}").click().run()
+    assert not at.exception, at.exception
+    row = data.incidents(store_url, "all").iloc[0]
+    assert (row["status"], row["acknowledged_by"], row["note"]) == ("acknowledged", "dana", "looking into it")
+    at = app("Incidents")
+    assert not [b for b in at.button if b.key == f"acknowledged_{incident}"], "acknowledged once: only Resolve left"
+    at.text_input(key=f"who_{incident}").input("dana")
+    at.button(key=f"resolved_{incident}").click().run()
+    assert data.incidents(store_url, "all").iloc[0]["status"] == "resolved"

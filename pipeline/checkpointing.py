@@ -67,11 +67,15 @@ class CheckpointProtocol:
         raise NotImplementedError
 
     def try_checkpoint(self) -> bool:
-        """A checkpoint that survives a store outage (pause and retry) and a fence (rewind)."""
+        """A checkpoint that survives a store outage (pause and retry) and a fence (rewind).
+
+        A store that refuses the commit without any single record to blame (``RecordError`` left
+        after isolation) is treated like an outage: pause and retry, never exit.
+        """
         try:
             self.checkpoint()
             return True
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, RecordError) as exc:
             self.metrics.commit_failures.labels(reason="store").inc()
             if self.store_ok:
                 log.error("store unreachable, pausing consumption until it is back: %s", str(exc).splitlines()[0])

@@ -169,7 +169,7 @@ class Daemon(CheckpointProtocol):
                 log.warning("final checkpoint: %s; dropping uncommitted work (it is read again on restart)", exc)
                 self.drop_pending()
                 self.partitions.rewind()
-            except SQLAlchemyError as exc:
+            except (SQLAlchemyError, RecordError) as exc:
                 log.warning("final checkpoint attempt %d failed: %s", attempt + 1, str(exc).splitlines()[0])
                 time.sleep(STORE_PAUSE_S / 2)
         log.error("stopping without a final checkpoint: uncommitted records will be read again on restart")

@@ -86,6 +86,12 @@ def train(
         summary = run_training(cfg)
     except (DataError, RuntimeError) as exc:
         raise fail(str(exc)) from exc
+    extra = summary.get("extra_data", {})
+    if extra.get("files"):
+        typer.echo(
+            f"extra rows: {extra['kept']} kept, {extra['dropped_in_test_sets']} dropped "
+            f"(their text is in a test set) of {extra['read']} read"
+        )
     typer.echo(
         f"best dev score {summary['best'].get('score', 0):.4f} at step {summary['best'].get('step')}; "
         f"checkpoint in {output_dir / 'best'}"

@@ -12,6 +12,7 @@ stratified, seeded slice of ``train``.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import random
@@ -59,6 +60,8 @@ class Splits:
     overlap: dict[Task, int] = field(default_factory=dict)  # test rows whose text occurs in train
     overlap_distinct: dict[Task, int] = field(default_factory=dict)  # distinct such texts
     extra: list[Example] = field(default_factory=list)
+    # extra rows read, kept, and dropped because their text is in a test set (``drop_test_texts``)
+    extra_counts: dict[str, int] = field(default_factory=dict)
 
     def training_rows(self) -> list[Example]:
         """Both tasks' train rows and any extra rows, in one list (the heads mask what is missing)."""
@@ -159,6 +162,30 @@ def restore_formula(cell: str) -> str:
     return cell[1:] if _NEUTRALISED.match(cell) else cell
 
 
+EXTRA_COLUMNS: tuple[str, ...] = ("text", "sentiment", "topic")
+
+
+def write_extra_csv(rows: Iterable[tuple[str, str | None, str | None]]) -> str:
+    """(text, sentiment, topic) rows as the CSV ``read_extra`` reads: every cell quoted and neutralised."""
+    out = io.StringIO()
+    writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n")
+    writer.writerow(EXTRA_COLUMNS)
+    for row in rows:
+        writer.writerow([neutralise_formula(cell or "") for cell in row])
+    return out.getvalue()
+
+
+def drop_test_texts(extra: Sequence[Example], test_texts: Iterable[str]) -> tuple[list[Example], int]:
+    """Extra rows whose normalised text is in no test set, and how many were dropped.
+
+    A corrected message that is also a test text would be trained on and then scored on:
+    the test figures would flatter the model, and the quality gate would compare nothing.
+    """
+    seen = {dedup_key(text) for text in test_texts}
+    kept = [row for row in extra if dedup_key(row.text) not in seen]
+    return kept, len(extra) - len(kept)
+
+
 def read_extra(path: Path) -> list[Example]:
     """Extra labelled rows (CSV or JSONL) with ``text`` and ``sentiment`` and/or ``topic`` names.
 
@@ -212,10 +239,12 @@ def load_splits(
     """Everything training needs: train/dev per task, test sets raw and de-duplicated."""
     root = resolve_data_dir(data_dir)
     splits = Splits()
+    test_texts: list[str] = []
     for task in TASKS:
         sub, train_name, valid_name = _FILES[task]
         full_train = read_csv(root / sub / train_name, task)
         test = read_csv(root / sub / valid_name, task)
+        test_texts.extend(r.text for r in test)  # the whole test set, whatever ``limit`` keeps
         train, dev = stratified_split(full_train, task, dev_fraction, seed)
         if limit is not None:
             train, dev, test = train[:limit], dev[: max(1, limit // 4)], test[: max(1, limit // 4)]
@@ -225,6 +254,8 @@ def load_splits(
         splits.test_dedup[task], splits.overlap[task] = split_overlap(full_train, test)
         seen = {dedup_key(r.text) for r in full_train}
         splits.overlap_distinct[task] = len({k for k in (dedup_key(r.text) for r in test) if k in seen})
-    for path in extra:
-        splits.extra.extend(read_extra(Path(path)))
+    rows = [row for path in extra for row in read_extra(Path(path))]
+    splits.extra, dropped = drop_test_texts(rows, test_texts)
+    if extra:
+        splits.extra_counts = {"read": len(rows), "kept": len(splits.extra), "dropped_in_test_sets": dropped}
     return splits

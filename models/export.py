@@ -290,6 +290,7 @@ def export_checkpoint(
             "base_model",
             "data_sizes",
             "test_overlap_with_train",
+            "extra_data",
             "wall_time_s",
             "epochs_run",
             "steps",

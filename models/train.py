@@ -266,6 +266,8 @@ def train(  # type: ignore[type-arg]
         "base_model": base,
         "data_sizes": splits.sizes(),
         "test_overlap_with_train": splits.overlap,
+        # extra rows (analysts' corrections) read, kept, and dropped as texts of a test set
+        "extra_data": {"files": [Path(p).name for p in cfg.extra_data], **splits.extra_counts},
         # argv[0] is the entry point, whichever was used
         "command": command or "finsent " + " ".join(sys.argv[1:]),
     }

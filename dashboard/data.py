@@ -7,7 +7,6 @@ store but its table definitions (``pipeline.tables``) and the engine factory.
 
 from __future__ import annotations
 
-import csv
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy import Engine, and_, case, func, select
 
-from models.data import neutralise_formula
+from pipeline import corrections
 from pipeline import tables as t
 from pipeline.engine import create_store_engine
 
@@ -327,10 +326,7 @@ def feedback_training_csv(url: str) -> str:
     Message text is untrusted: a cell that a spreadsheet would run as a formula starts with ``'``
     (OWASP's advice), which ``read_extra`` removes again.
     """
-    frame = feedback(url)
-    latest = frame.sort_values("created_at").groupby("message_id").tail(1)  # the last word on each message
-    rows = latest[["text", "sentiment", "topic"]].fillna("").astype(str)
-    return rows.map(neutralise_formula).to_csv(index=False, quoting=csv.QUOTE_ALL)  # every cell quoted, as OWASP says
+    return corrections.training_csv(engine_for(url))[0]  # the same file as `finsent feedback-export`
 
 
 INCIDENT_COLUMNS = (

@@ -29,6 +29,7 @@ MOUNTED: dict[str, str] = {
     "replay": "pipeline.tooling.cli",
     "demo": "pipeline.tooling.cli",
     "bench": "pipeline.tooling.cli",
+    "feedback-export": "pipeline.tooling.cli",
 }
 
 

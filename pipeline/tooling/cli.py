@@ -1,4 +1,4 @@
-"""Local tooling commands: ``finsent broker``, ``dashboard``, ``replay``, ``demo`` and ``bench``.
+"""Local tooling commands: ``finsent broker``, ``dashboard``, ``replay``, ``demo``, ``bench``, ``feedback-export``.
 
 Mounted by the root ``finsent`` command (pipeline/cli.py) on demand.
 """
@@ -211,3 +211,33 @@ def bench(
         typer.echo(f"HF pipeline:  skipped ({hf.get('skipped')})")
     if output:
         output.write_text(json.dumps(report, indent=2))
+
+
+@app.command("feedback-export")
+def feedback_export(
+    store: Annotated[
+        str,
+        typer.Option("--store", envvar="FINSENT_STORE_URL", help="Store holding the analysts' corrections."),
+    ] = "sqlite:///finsent.db",
+    output: Annotated[Path, typer.Option("--output", "-o", help="CSV file to write.")] = Path("feedback.csv"),
+) -> None:
+    """Write the analysts' corrections as training rows for 'finsent train --extra-data' (last word per message)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from pipeline.config import redact
+    from pipeline.corrections import training_csv
+    from pipeline.engine import StoreError, create_store_engine, mask_url
+
+    try:
+        engine = create_store_engine(store)
+        try:
+            text, n = training_csv(engine)
+        finally:
+            engine.dispose()
+    except StoreError as exc:
+        raise fail(redact(str(exc))) from exc
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        raise fail(redact(f"cannot read the feedback table of {mask_url(store)}: {reason}")) from exc
+    output.write_text(text, encoding="utf-8")
+    typer.echo(f"wrote {n} correction(s) to {output}; train on them with: finsent train --extra-data {output}")

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 import streamlit as st
-from sqlalchemy import Engine, and_, case, func, select
+from sqlalchemy import Engine, and_, case, func, select, true
 
 from pipeline import corrections
 from pipeline import tables as t
@@ -136,6 +136,28 @@ def timeline(url: str, dimension: str, keys: list[str] | None, range_name: str) 
     frame["window_start"] = pd.to_datetime(frame["window_start"], utc=True)
     frame["negative_ratio"] = (frame["n_negative"] / frame["n"].where(frame["n"] > 0)).fillna(0.0)
     return frame
+
+
+@cached
+def sentiment_timeline(url: str, dimension: str, keys: list[str] | None, range_name: str) -> pd.DataFrame:
+    """Per window and key: the sentiment index in [-1, 1]; NaN for a window of late messages only (no weight)."""
+    start, w, columns = since(url, range_name), t.windows.c, ["window_start", "key", "n", "sum_index", "sum_confidence"]
+    cond = [w.dimension == dimension, w.window_start >= start if start else true(), w.key.in_(keys) if keys else true()]
+    with engine_for(url).connect() as conn:
+        rows = conn.execute(select(*[w[c] for c in columns]).where(*cond).order_by(w.window_start)).all()
+    frame = pd.DataFrame(rows, columns=columns)
+    index = (frame["sum_index"] / frame["sum_confidence"].where(frame["sum_confidence"] > 0)).astype(float)
+    return frame.assign(window_start=pd.to_datetime(frame["window_start"], utc=True), sentiment_index=index.clip(-1, 1))
+
+
+@cached
+def incident_keys(url: str, range_name: str) -> pd.DataFrame:
+    """Every (incident id, dimension, key) its member alerts in the range touch: where a chart marks it."""
+    start, a = since(url, range_name), t.alerts.c
+    query = select(a.incident_id, a.dimension, a.key).where(a.incident_id.is_not(None)).distinct()
+    with engine_for(url).connect() as conn:
+        rows = conn.execute(query.where(a.window_start >= start) if start else query).all()
+    return pd.DataFrame(rows, columns=["id", "dimension", "key"])
 
 
 @cached

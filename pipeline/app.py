@@ -70,7 +70,14 @@ def build_daemon(
     if scorer is None:
         options: dict[str, Any] = {"threads": settings.threads, "provider": settings.provider}
         scorer = OnnxScorer(settings.model_dir, **options)
-        watcher = ModelWatcher(settings.model_dir, scorer.version, settings.reload_check_s, **options)
+        watcher = ModelWatcher(
+            settings.model_dir,
+            scorer.version,
+            settings.reload_check_s,
+            serving_card=scorer.model.card,
+            max_drop=settings.model_gate_max_drop,
+            **options,
+        )
     metrics.model_info.info({"version": scorer.version, "precision": scorer.precision, "provider": scorer.provider})
     store = build_store(settings)
     upkeep = Upkeep(settings, metrics, store, watcher)

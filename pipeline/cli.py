@@ -107,6 +107,14 @@ def run(
     batch_size: Annotated[
         Optional[int], typer.Option("--batch-size", help="Texts per scoring batch [default 64].")
     ] = None,
+    model_gate_max_drop: Annotated[
+        Optional[float],
+        typer.Option(
+            "--model-gate-max-drop",
+            help="A hot swap is refused when the new model's test macro-F1 of either task is more than this below the "
+            "serving model's (env FINSENT_MODEL_GATE_MAX_DROP, default 0.01); the model chosen at start is not gated.",
+        ),
+    ] = None,
     config: Annotated[
         Optional[Path],
         typer.Option(
@@ -141,6 +149,7 @@ def run(
             grace_s=grace_s,
             watchlist=watchlist,
             batch_size=batch_size,
+            model_gate_max_drop=model_gate_max_drop,
         )
         run_daemon(settings)
     except (ConfigError, ModelError, StoreError) as exc:  # messages may quote a URL: its password is masked

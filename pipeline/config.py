@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     batch_size: int = Field(256, ge=1, le=4096)
     commit_interval_ms: int = Field(1000, ge=10)
     reload_check_s: float = Field(5.0, ge=0)
+    # quality gate of a hot swap: refuse a model whose test macro-F1 of either task is more than this below
+    # the serving model's (pipeline.gate); a model chosen at start-up (--model) is not gated
+    model_gate_max_drop: float = Field(0.01, ge=0, le=1)
 
     # windows, tickers, novelty
     window_size_s: int = Field(60, gt=0)

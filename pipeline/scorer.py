@@ -11,9 +11,10 @@ from typing import Protocol
 
 import numpy as np
 
-from models.card import ModelError, card_path, read_card
+from models.card import ModelCard, ModelError, card_path, read_card
 from models.contract import SENTIMENT_LABELS, TOPIC_LABELS
 from models.inference import OnnxModel
+from pipeline.gate import SMOKE_TEXTS, check_probabilities, judge_candidate
 
 log = logging.getLogger(__name__)
 
@@ -67,17 +68,46 @@ def scores_from(sentiment: np.ndarray, topic: np.ndarray) -> list[Score]:
     ]
 
 
+class ModelRefused(ModelError):
+    """A new model loaded fine but may not replace the serving one (quality gate, smoke check)."""
+
+
+def smoke_check(scorer: OnnxScorer) -> str | None:
+    """Score a few fixed texts: ``None`` when both heads give finite probabilities summing to 1, else what is wrong."""
+    try:
+        preds = scorer.model.predict(list(SMOKE_TEXTS), batch_size=len(SMOKE_TEXTS))
+    except Exception as exc:  # any failure of the runtime is the answer
+        return f"scoring the smoke-test texts failed ({type(exc).__name__}: {exc})"
+    return check_probabilities(preds.sentiment, preds.topic, len(SMOKE_TEXTS))
+
+
 class ModelWatcher:
-    """Notices a new card version in the model directory and loads it, keeping the old on failure."""
+    """Notices a new card version in the model directory and loads it, keeping the old on failure.
+
+    A new version is served only when its files match the card's checksums, its labels are the
+    contract's, it passes the quality gate against the serving card (``pipeline.gate``) and it
+    answers the smoke check; otherwise ``poll`` raises and the card is not tried again until it changes.
+    """
 
     def __init__(
-        self, model_dir: str | Path, current_version: str, check_every_s: float, **scorer_options: object
+        self,
+        model_dir: str | Path,
+        current_version: str,
+        check_every_s: float,
+        *,
+        serving_card: ModelCard | None = None,
+        max_drop: float = 0.01,
+        **scorer_options: object,
     ) -> None:
         self.card = card_path(model_dir)
         self.model_dir = model_dir
         self.check_every_s = check_every_s
         self.options = scorer_options
         self.version = current_version
+        self.serving_card = serving_card
+        self.max_drop = max_drop
+        self.candidate: ModelCard | None = None  # the card of the last version tried
+        self.verdict = ""  # the gate's sentence on the last version served
         self.refused: tuple[float, int] | None = None
         self.next_check = time.monotonic() + check_every_s
 
@@ -89,7 +119,7 @@ class ModelWatcher:
         return st.st_mtime, st.st_size
 
     def poll(self) -> OnnxScorer | None:
-        """A freshly loaded scorer when the card's version changed, else ``None``.
+        """A freshly loaded scorer when the card's version changed and passed every check, else ``None``.
 
         Raises ``ModelError`` once per bad card (the same file is not tried again until it changes).
         """
@@ -99,17 +129,28 @@ class ModelWatcher:
         stamp = self._stamp()
         if stamp is None or stamp == self.refused:
             return None
+        self.candidate = None
         try:
-            version = read_card(self.model_dir).version
-        except ModelError:
-            self.refused = stamp
-            raise
-        if version == self.version:
-            return None
-        try:
+            card = read_card(self.model_dir)
+            if card.version == self.version:
+                return None
+            self.candidate = card
             scorer = OnnxScorer(self.model_dir, **self.options)  # type: ignore[arg-type]
+            self.candidate = served = scorer.model.card  # the card whose files were verified and loaded
+            verdict = judge_candidate(
+                served.version,
+                served.metrics,
+                self.version,
+                self.serving_card.metrics if self.serving_card else {},
+                self.max_drop,
+            )
+            if not verdict.accepted:
+                raise ModelRefused(verdict.reason)
+            problem = smoke_check(scorer)
+            if problem:
+                raise ModelRefused(f"model {served.version} fails the smoke check: {problem}")
         except ModelError:
             self.refused = stamp
             raise
-        self.version = scorer.version
+        self.version, self.serving_card, self.verdict = scorer.version, served, verdict.reason
         return scorer

@@ -174,6 +174,22 @@ stories = Table(
     Column("first_seen", DateTime(timezone=True), nullable=False),
 )
 
+# Every model a daemon served or refused (``pipeline.model_history``): one row per daemon, version and
+# outcome, rewritten when the same event recurs, so a retried write never duplicates a row.
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("daemon", String(255), primary_key=True),  # host:pid of the daemon that loaded or refused it
+    Column("version", String(128), primary_key=True),
+    Column("outcome", String(16), primary_key=True),  # loaded / refused
+    Column("loaded_at", DateTime(timezone=True), nullable=False),  # when it was loaded, or refused
+    Column("reason", Text, nullable=True),  # the gate's sentence (why refused, or how it compared)
+    Column("precision", String(16), nullable=True),
+    Column("model_sha256", String(64), nullable=True),
+    Column("metrics", JSON, nullable=False),  # the card's test-set figures per task
+)
+Index("ix_model_versions_loaded_at", model_versions.c.loaded_at)
+
 
 # Columns added after the first release: ``upgrade`` adds them to a store created before.
 ADDED_COLUMNS: dict[str, tuple[str, ...]] = {

@@ -2,6 +2,7 @@
 --
 --   writer (default name finsent)            the scoring daemons: owns the tables, which `finsent run` creates
 --   reader (default name finsent_dashboard)  the dashboard: SELECT on every table, INSERT/UPDATE on feedback only
+--   (model_versions, the served-model history, is the daemons' to write and the dashboard's to read, like windows)
 --
 -- Idempotent, and it converges: run it as a superuser (not as either role) on the finsent database
 --   1. once before the first daemon starts (roles, schema rights, default privileges), and

@@ -194,6 +194,11 @@ DAEMON_TABLES = {
     ),
     "messages": ("INSERT INTO messages SELECT * FROM messages", "text = ''"),
     "stories": ("INSERT INTO stories (story_hash, first_seen) VALUES ('h', now())", "first_seen = now()"),
+    "model_versions": (
+        "INSERT INTO model_versions (daemon, version, outcome, loaded_at, metrics)"
+        " VALUES ('host:1', 'v9', 'loaded', now(), '{}')",
+        "reason = 'forged'",
+    ),
 }
 
 

@@ -1,4 +1,8 @@
-"""Model: the card of the model the daemon serves, its test-set figures and confusion matrices."""
+"""Model: the card of the model the daemon serves, and every version the daemons served or refused.
+
+The card comes from the model folder (``FINSENT_MODEL_DIR``); the history from the store's
+``model_versions`` table, which each daemon writes at start-up and at every reload attempt.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,19 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from dashboard import data
 from dashboard.ui import View
 from models.card import SHIPPED_MODEL_DIR, card_path
 
+FIGURES = ["sentiment accuracy", "sentiment macro-F1", "topic accuracy", "topic macro-F1", "test n (sentiment / topic)"]
+
 
 def render(view: View) -> None:
+    current_card()
+    served_versions(view.url)
+
+
+def current_card() -> None:
     folder = Path(os.environ.get("FINSENT_MODEL_DIR", SHIPPED_MODEL_DIR))
     path = card_path(folder)
     if not path.is_file():
@@ -50,3 +62,25 @@ def render(view: View) -> None:
         column.image(str(image), caption=image.stem.replace("_", " "))
     with st.expander("Card (JSON)"):
         st.json(card)
+
+
+def served_versions(url: str) -> None:
+    """Versions side by side with their official test-set figures; refused candidates with the gate's reason."""
+    frame = data.model_versions(url)
+    st.subheader("Served versions")
+    loaded = frame[frame["outcome"] == "loaded"]
+    if loaded.empty:
+        st.info("No model load recorded yet: each daemon records its model at start-up and at every reload.")
+    else:
+        st.dataframe(loaded[["version", "loaded_at", "daemons", *FIGURES, "reason"]], hide_index=True)
+    refused = frame[frame["outcome"] == "refused"]
+    st.subheader(f"Refused candidates ({len(refused)})")
+    if refused.empty:
+        st.caption("None: every new model so far passed the checksums, labels, quality gate and smoke check.")
+    else:
+        st.dataframe(refused[["version", "loaded_at", *FIGURES, "reason"]], hide_index=True)
+    st.caption(
+        "Official test sets (`valid` splits). A new model is swapped in only when its test macro-F1 of each task "
+        "drops by no more than FINSENT_MODEL_GATE_MAX_DROP against the serving one; the model a daemon starts "
+        "with is the operator's choice and is not gated."
+    )

@@ -14,24 +14,31 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data
-from dashboard.ui import View
+from dashboard.ui import View, md_text
 from models.card import SHIPPED_MODEL_DIR, card_path
 
 FIGURES = ["sentiment accuracy", "sentiment macro-F1", "topic accuracy", "topic macro-F1", "test n (sentiment / topic)"]
 
 
 def render(view: View) -> None:
-    current_card()
-    served_versions(view.url)
+    history = data.model_versions(view.url)
+    current_card(history)
+    served_versions(history)
 
 
-def current_card() -> None:
+def current_card(history: pd.DataFrame) -> None:
     folder = Path(os.environ.get("FINSENT_MODEL_DIR", SHIPPED_MODEL_DIR))
     path = card_path(folder)
     if not path.is_file():
         st.warning(f"No model card at {path}.")
         return
     card = json.loads(path.read_text())
+    outcomes = set(history.loc[history["version"] == card["version"], "outcome"])
+    if outcomes == {"refused"}:
+        st.warning(
+            f"The card in {path.parent} ({md_text(card['version'])}) was refused by the daemons, which keep serving "
+            "the last model they loaded: see the refused candidates below."
+        )
     st.subheader(f"{card['version']} · {card['precision']} · base {Path(card.get('base_model', '')).name or '?'}")
     rows = []
     metrics = card.get("metrics", {})
@@ -64,9 +71,8 @@ def current_card() -> None:
         st.json(card)
 
 
-def served_versions(url: str) -> None:
+def served_versions(frame: pd.DataFrame) -> None:
     """Versions side by side with their official test-set figures; refused candidates with the gate's reason."""
-    frame = data.model_versions(url)
     st.subheader("Served versions")
     loaded = frame[frame["outcome"] == "loaded"]
     if loaded.empty:

@@ -1,15 +1,18 @@
 """The checkpoint protocol of the daemon: deliver outputs, commit one transaction, or rewind.
 
-A checkpoint either commits everything read since the last one — outputs delivered first,
+A checkpoint either commits everything scored since the last one — outputs delivered first,
 then offsets, progress, window deltas, messages and stories in ONE store transaction — or
-drops it and re-reads from the store's offsets. Records the producer or the store refuse
+drops it and re-reads from the store's offsets. Offsets stop at each partition's oldest record
+still waiting for the model, so the model need not stop for a commit. Records the producer or the store refuse
 are taken out one by one and dead-lettered, so they never block a commit.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from kafka import TopicPartition
@@ -21,7 +24,7 @@ from pipeline.novelty import NoveltyFilter
 from pipeline.outbox import AlertOutbox
 from pipeline.partitions import OwnedPartitions
 from pipeline.pending import Accounted, Pending
-from pipeline.scoring import ScoringWorker
+from pipeline.scoring import Scored, ScoringWorker
 from pipeline.sinks import DeliveryError, KafkaSink
 from pipeline.source import KafkaSource
 from pipeline.store import Checkpoint, CommitResult, FencedError, RecordError, Store
@@ -58,6 +61,12 @@ class CheckpointProtocol:
         raise NotImplementedError
 
     def score_batch(self) -> None:
+        raise NotImplementedError
+
+    def account_results(self, results: Sequence[Scored]) -> None:
+        raise NotImplementedError
+
+    def feed_model(self) -> None:
         raise NotImplementedError
 
     def reject(self, event: Event, value: bytes | None, reason: Reason, error: BaseException | str) -> None:
@@ -106,10 +115,12 @@ class CheckpointProtocol:
                     log.error("a dead letter or alert could not be produced: %s", failure.describe())
             failures = self.sink.flush()
 
-    def checkpoint(self, force: bool = False) -> CommitResult | None:
+    def checkpoint(self, force: bool = False, drain: bool = False) -> CommitResult | None:
         """Commit, in this order:
 
-        1. score the batch in hand;
+        1. take the scores that came back and hand the model what waits; with ``drain`` (a final
+           checkpoint, a rebalance) wait until everything read is scored. Records still waiting
+           for the model are not committed: each partition's offset stops at its oldest one;
         2. flush the producer: every scored event and dead letter is delivered (at least once);
         3. ONE store transaction: fenced offsets with each partition's event-time progress, window
            deltas, messages, story hashes, the global watermark, closed windows and their alerts;
@@ -119,13 +130,18 @@ class CheckpointProtocol:
         """
         if self.sink is None or self.outbox is None:
             raise RuntimeError("no sink: the daemon was not started")
-        self.score_batch()
+        if drain:
+            self.score_batch()
+        else:
+            self.account_results(self.worker.collect())
+            self.feed_model()  # the model works while the store commits
         now = self.now_ms()
         if not (self.pending.records or self.partitions or force):
             return None
         self.deliver()
         for _ in range(RECORD_RETRIES):
-            cp = self.build_checkpoint(now)
+            held = self.unscored_offsets()
+            cp = self.build_checkpoint(now, held)
             try:
                 result = self.store.commit_checkpoint(cp)
                 break
@@ -137,7 +153,7 @@ class CheckpointProtocol:
             raise RecordError("records kept failing to store after isolating the ones refused")
         # committed: the pending state is now the store's
         self.novelty.take_pending()
-        self.pending = Pending(batch=self.pending.batch)
+        self.pending = Pending(batch=self.pending.batch, records=sum(1 for _ in self.unscored()))
         self.partitions.committed(cp.offsets, cp.progress)
         self.last_commit_ms = now
         if not self.store_ok:
@@ -155,17 +171,30 @@ class CheckpointProtocol:
             self.src.commit_async(cp.offsets)
         return result
 
-    def build_checkpoint(self, now: int) -> Checkpoint:
+    def unscored(self) -> Iterator[tuple[Event, bytes | None]]:
+        """Records read and parsed whose scores are not counted yet: in the model, then waiting for it."""
+        return itertools.chain(self.worker.unscored(), self.pending.batch)
+
+    def unscored_offsets(self) -> dict[tuple[str, int], int]:
+        """Per partition, the offset of its oldest record not scored yet: where its commit must stop."""
+        held: dict[tuple[str, int], int] = {}
+        for event, _ in self.unscored():
+            o = event.origin
+            tp = (o.topic, o.partition)
+            held[tp] = min(o.offset, held.get(tp, o.offset))
+        return held
+
+    def build_checkpoint(self, now: int, held: dict[tuple[str, int], int] | None = None) -> Checkpoint:
         deltas, story_windows, messages = self.pending.totals()
         return Checkpoint(
             group_id=self.settings.group_id,
-            offsets=self.partitions.positions(),
+            offsets=self.partitions.positions(held),
             expected=self.partitions.expected(),
             deltas=deltas,
             messages=messages,
             stories=dict(self.novelty.pending),
             story_windows=story_windows,
-            progress=self.partitions.progress(now),
+            progress=self.partitions.progress(now, held),
             partitions=self.src.input_partitions() if self.src is not None else None,
         )
 

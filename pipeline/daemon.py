@@ -1,7 +1,8 @@
 """The consume-score-window-commit loop of ``finsent run``.
 
 One thread owns the consumer, the model and the pending work. Signal handlers only
-call ``stop()``. A checkpoint is the numbered sequence in ``checkpoint()``; when it
+call ``stop()``; the model runs on a worker thread beside the loop (``pipeline.scoring``).
+A checkpoint is the numbered sequence in ``checkpoint()``; when it
 cannot complete (output not delivered, partitions taken over by another daemon),
 the pending work is dropped and every partition is rewound to the store's offsets,
 so each record is counted exactly once in the windows.
@@ -163,7 +164,7 @@ class Daemon(CheckpointProtocol):
         """Commit what was delivered; never commit offsets past outputs that were not."""
         for attempt in range(3):
             try:
-                self.checkpoint(force=True)
+                self.checkpoint(force=True, drain=True)
                 return
             except (DeliveryError, FencedError) as exc:
                 log.warning("final checkpoint: %s; dropping uncommitted work (it is read again on restart)", exc)
@@ -217,7 +218,6 @@ class Daemon(CheckpointProtocol):
         if isinstance(parsed, Rejected):
             self.dead_letter(parsed)
             return
-        self.partitions.saw_event(tp, parsed.event_time_ms)
         self.pending.batch.append((parsed, record.value))
         if len(self.pending.batch) >= self.settings.batch_size and not self.worker.idle:
             self.account_results(self.worker.drain())  # back-pressure: a full batch waits for the model
@@ -245,7 +245,7 @@ class Daemon(CheckpointProtocol):
             self.worker.submit(self.scorer, batch, [event.text for event, _ in batch])
 
     def score_batch(self) -> None:
-        """Score everything read so far (before a checkpoint, a model swap or a rebalance)."""
+        """Score everything read so far (before a final checkpoint, a model swap or a rebalance)."""
         self.account_results(self.worker.drain())
         while self.pending.batch:
             self.feed_model()
@@ -289,6 +289,7 @@ class Daemon(CheckpointProtocol):
     def account(self, event: Event, value: bytes | None, score: Score, scored_at_ms: int) -> None:
         """Publish the scored event, keep its drill-down row, and count it in its windows (on time or late)."""
         sink = self.connected()[0]
+        self.partitions.saw_event((event.origin.topic, event.origin.partition), event.event_time_ms)
         start = window_start(event.event_time_ms, self.settings.window_size_ms)
         late = is_window_closed(start, self.settings.window_size_ms, self.settings.grace_ms, self.watermark)
         repeat = self.novelty.is_repeat(event.text, event.event_time_ms)
@@ -341,7 +342,7 @@ class Daemon(CheckpointProtocol):
     def on_revoked(self, partitions: list[TopicPartition]) -> None:
         if partitions and (self.pending.records or self.pending.batch):
             try:
-                self.checkpoint()
+                self.checkpoint(drain=True)
             except (DeliveryError, FencedError, RecordError, SQLAlchemyError) as exc:
                 log.warning("could not commit before giving up partitions (%s); they will be re-read", exc)
         self.drop_pending()

@@ -15,7 +15,7 @@ TP = tuple[str, int]
 class Owned:
     position: int  # next offset to read
     expected: int | None  # the store's next offset as we last saw it (None: never committed)
-    event_ms: int | None  # newest event time read
+    event_ms: int | None  # newest event time of the records handled (scored or dead-lettered)
     stored_event_ms: int | None  # newest event time as the store holds it
     last_record_ms: int  # wall clock of the last record, or of the assignment
 
@@ -52,21 +52,28 @@ class OwnedPartitions:
         state.last_record_ms = now_ms
 
     def saw_event(self, tp: TP, event_ms: int) -> None:
-        state = self.owned[tp]
-        if state.event_ms is None or event_ms > state.event_ms:
+        """A record of ``tp`` with this event time was scored and counted (records are handled in order)."""
+        state = self.owned.get(tp)
+        if state is not None and (state.event_ms is None or event_ms > state.event_ms):
             state.event_ms = event_ms
 
-    def positions(self) -> dict[TP, int]:
-        return {tp: s.position for tp, s in self.owned.items()}
+    def positions(self, held: dict[TP, int] | None = None) -> dict[TP, int]:
+        """The next offset to commit per partition: the read position, or the oldest record still
+        waiting for the model (``held``), so nothing unscored is ever committed."""
+        held = held or {}
+        return {tp: min(s.position, held.get(tp, s.position)) for tp, s in self.owned.items()}
 
     def expected(self) -> dict[TP, int | None]:
         return {tp: s.expected for tp, s in self.owned.items()}
 
-    def progress(self, now_ms: int) -> dict[TP, PartitionProgress]:
-        """Newest event time read (never past the wall clock), and an idle claim when caught up and quiet."""
+    def progress(self, now_ms: int, held: dict[TP, int] | None = None) -> dict[TP, PartitionProgress]:
+        """Newest event time handled (never past the wall clock), and an idle claim when caught up and
+        quiet with nothing waiting for the model."""
         out = {}
         for tp, s in self.owned.items():
-            idle = now_ms - s.last_record_ms >= self.idle_ms and self.caught_up(tp, s.position)
+            idle = (
+                now_ms - s.last_record_ms >= self.idle_ms and self.caught_up(tp, s.position) and tp not in (held or {})
+            )
             newest = None if s.event_ms is None else min(s.event_ms, now_ms)
             out[tp] = PartitionProgress(newest, s.last_record_ms if idle else None)
         return out

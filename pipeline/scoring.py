@@ -2,8 +2,9 @@
 
 ONNX Runtime releases the GIL while it computes, so the consume loop and the model overlap. The
 loop hands the worker whatever is waiting as soon as the worker is free (a lone text at low load,
-a full batch under backlog) and collects the results on its next turn; a checkpoint first waits
-for every batch in flight, so nothing is committed before it is scored.
+a full batch under backlog) and collects the results on its next turn. A checkpoint does not wait
+for the batch in flight: it commits offsets only up to the oldest record not yet scored
+(``unscored()``), so the model keeps working while the store commits.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +37,7 @@ class ScoringWorker:
         self._jobs: queue.Queue[tuple[Scorer, list[Any]] | None] = queue.Queue(maxsize=1)
         self._done: queue.Queue[Scored] = queue.Queue()
         self.in_flight = 0
+        self._items: deque[list[Any]] = deque()  # the batches handed over and not collected, oldest first
         self._since: float | None = None  # when the batch in flight was handed over
         self._thread = threading.Thread(target=self._work, name="finsent-scoring", daemon=True)
         self._thread.start()
@@ -51,7 +54,14 @@ class ScoringWorker:
     def submit(self, scorer: Scorer, items: Sequence[Any], texts: list[str]) -> None:
         self.in_flight += 1
         self._since = time.monotonic()
-        self._jobs.put((scorer, [list(items), texts]))
+        batch = list(items)
+        self._items.append(batch)
+        self._jobs.put((scorer, [batch, texts]))
+
+    def unscored(self) -> Iterator[Any]:
+        """The items handed over whose scores the loop has not collected, oldest first."""
+        for batch in self._items:
+            yield from batch
 
     def collect(self, wait_s: float = 0.0) -> list[Scored]:
         """Batches that came back; waits up to ``wait_s`` for the first one if one is in flight."""
@@ -67,6 +77,8 @@ class ScoringWorker:
             except queue.Empty:
                 break
         self.in_flight -= len(out)
+        for _ in out:
+            self._items.popleft()  # one batch in flight at a time: results come back in order
         return out
 
     def drain(self) -> list[Scored]:

@@ -1,0 +1,76 @@
+"""What a checkpoint may commit while the model works: per-partition offsets and progress, and the worker's queue."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+from pipeline.partitions import OwnedPartitions
+from pipeline.scorer import Score
+from pipeline.scoring import ScoringWorker
+
+A, B = ("news", 0), ("news", 1)
+
+
+def owned(caught_up: bool = True) -> OwnedPartitions:
+    parts = OwnedPartitions(idle_ms=1000, caught_up=lambda tp, position: caught_up)
+    parts.assign(A, 10, None, now_ms=0)
+    parts.assign(B, 20, 5_000, now_ms=0)
+    return parts
+
+
+def test_offsets_stop_at_the_oldest_unscored_record() -> None:
+    parts = owned()
+    for offset in range(10, 15):
+        parts.read(A, offset, now_ms=100)
+    assert parts.positions() == {A: 15, B: 20}
+    assert parts.positions({A: 12}) == {A: 12, B: 20}
+    assert parts.positions({A: 99}) == {A: 15, B: 20}, "never past what was read"
+
+
+def test_progress_counts_handled_events_only_and_a_holding_partition_is_never_idle() -> None:
+    parts = owned()
+    parts.saw_event(A, 7_000)
+    parts.saw_event(A, 6_000)  # event times are not monotonic: the newest counts
+    parts.saw_event(("gone", 3), 9_000)  # a partition taken away meanwhile: ignored
+    quiet = parts.progress(now_ms=10_000)
+    assert quiet[A].event_ms == 7_000 and quiet[A].quiet_since_ms == 0
+    assert quiet[B].event_ms == 5_000
+    holding = parts.progress(now_ms=10_000, held={A: 12})
+    assert holding[A].quiet_since_ms is None, "records wait for the model: not idle"
+    assert holding[B].quiet_since_ms == 0
+
+
+def test_progress_never_passes_the_wall_clock() -> None:
+    parts = owned()
+    parts.saw_event(A, 90_000)
+    assert parts.progress(now_ms=50_000)[A].event_ms == 50_000
+
+
+class Gate:
+    """A scorer that waits for the test before answering."""
+
+    version = precision = provider = "gate"
+
+    def __init__(self) -> None:
+        self.go = threading.Event()
+
+    def score(self, texts: Sequence[str]) -> list[Score]:
+        self.go.wait(timeout=10)
+        return [Score("neutral", 0.2, 0.6, 0.2, "Macro", 0.9) for _ in texts]
+
+
+def test_worker_lists_what_it_holds_until_collected() -> None:
+    worker = ScoringWorker()
+    gate = Gate()
+    try:
+        worker.submit(gate, ["a", "b"], ["a", "b"])
+        assert list(worker.unscored()) == ["a", "b"]
+        assert worker.collect() == [] and not worker.idle
+        gate.go.set()
+        results = worker.drain()
+        assert [r.items for r in results] == [["a", "b"]]
+        assert list(worker.unscored()) == [] and worker.idle
+    finally:
+        gate.go.set()
+        worker.close()

@@ -3,6 +3,8 @@ with the plain Hugging Face ``pipeline`` on the same texts as the baseline, in t
 
 1. produce N real texts to an embedded broker, start the daemon (a subprocess), time until all are
    scored: texts/s end to end, the daemon's peak RSS (VmHWM) and its batch-size distribution;
+   then the model alone on the same texts, in the daemon's batches (tokenise + run, nothing else):
+   end to end ÷ model alone says how much the pipeline around the model costs;
 2. produce at 50% and at 80% of that rate for a while: p50/p95/p99 of scored_at − event time;
 3. time ``transformers.pipeline("text-classification")`` on the same texts (batch size 1 and 32).
 
@@ -226,6 +228,19 @@ def latency_run(
     }
 
 
+def model_alone(texts: list[str], model: str | None, threads: int, batch_size: int = 256) -> float:
+    """texts/s of the scorer by itself on ``texts``, in the daemon's batch size, with the daemon's threads."""
+    from models.card import SHIPPED_MODEL_DIR
+    from pipeline.scorer import OnnxScorer
+
+    scorer = OnnxScorer(model or SHIPPED_MODEL_DIR, threads=threads)
+    scorer.score(texts[:32])  # warm-up
+    started = time.perf_counter()
+    for i in range(0, len(texts), batch_size):
+        scorer.score(texts[i : i + batch_size])
+    return len(texts) / (time.perf_counter() - started)
+
+
 def hf_pipeline_baseline(texts: list[str], time_budget_s: float = 30.0) -> dict[str, Any]:
     """texts/s of transformers' text-classification pipeline on the default backbone, bs 1 and 32."""
     try:
@@ -285,6 +300,8 @@ def run_benchmark(
             raise RuntimeError("the daemon did not score every text within 10 minutes")
         report["end_to_end_texts_per_s"] = n / elapsed
         report["peak_rss_mb"] = rss
+        report["model_alone_texts_per_s"] = alone = model_alone(texts, model, threads)
+        report["end_to_end_vs_model_alone"] = report["end_to_end_texts_per_s"] / alone
         report["latency"] = {}
         for share in (0.5, 0.8):
             rate = report["end_to_end_texts_per_s"] * share

@@ -193,6 +193,10 @@ def bench(
         f"end to end:   {report['end_to_end_texts_per_s']:.0f} texts/s ({report['texts']} texts, "
         f"{report['threads']} threads), peak RSS {report['peak_rss_mb']:.0f} MB"
     )
+    typer.echo(
+        f"model alone:  {report['model_alone_texts_per_s']:.0f} texts/s on the same texts and threads; "
+        f"end to end is {report['end_to_end_vs_model_alone']:.0%} of it"
+    )
     typer.echo(f"batch sizes:  {report['batch_sizes']}")
     for share, lat in report["latency"].items():
         typer.echo(

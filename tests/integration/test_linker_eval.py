@@ -1,4 +1,6 @@
-"""Company-name linker on the training texts: recall on hidden cashtags, precision on a reviewed sample, speed.
+"""Company-name linker on the training texts: recall on hidden cashtags, precision on a reviewed sample.
+
+Its speed is a benchmark figure (benchmarks/linker_speed.py), not a test.
 
 Recall: a text with a cashtag of a gazetteer company that also writes one of that company's forms
 (any case) is a positive; the cashtags are removed and the linker must find the ticker from the name
@@ -12,14 +14,13 @@ import csv
 import hashlib
 import os
 import re
-import time
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
 
-from pipeline.linker import CompanyLinker, default_linker, load_entries
-from pipeline.tickers import CASHTAG_RE, extract_tickers
+from pipeline.linker import default_linker, load_entries
+from pipeline.tickers import CASHTAG_RE
 from tests.conftest import missing
 
 pytestmark = [pytest.mark.integration, pytest.mark.quality]
@@ -101,20 +102,3 @@ def test_precision_on_the_reviewed_sample(texts: list[str]) -> None:
     print(f"\nlinker precision: {correct}/{len(links)} = {precision:.3f} ({len(unreviewed)} unreviewed count as wrong)")
     assert len(sample) > 2000
     assert precision >= PRECISION_FLOOR, f"unreviewed links: {unreviewed[:10]}"
-
-
-def _texts_per_second(fn, items: list[str]) -> float:  # type: ignore[no-untyped-def]
-    start = time.perf_counter()
-    for item in items:
-        fn(item)
-    return len(items) / (time.perf_counter() - start)
-
-
-def test_speed_beside_extract_tickers() -> None:
-    texts = _read_texts(_data_dir() / FILES[0])
-    linker: CompanyLinker = default_linker()
-    watchlist = frozenset({"AAPL", "NVDA", "TSLA", "MSFT", "AMZN"})
-    best_linker = max(_texts_per_second(linker.link, texts) for _ in range(3))
-    best_extract = max(_texts_per_second(lambda t: extract_tickers(t, (), watchlist), texts) for _ in range(3))
-    print(f"\n{len(texts)} texts, one thread: linker {best_linker:,.0f}/s, extract_tickers {best_extract:,.0f}/s")
-    assert best_linker > 10_000  # ~100 us per text at worst: far below the model's cost per message

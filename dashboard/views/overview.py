@@ -53,6 +53,4 @@ def render(view: View) -> None:
             right.altair_chart(charts.volume_bars(frame, f"Volume per {dimension}"), width="stretch")
         else:
             index = data.sentiment_timeline(view.url, dimension, keys, view.range_name)
-            right.altair_chart(
-                charts.index_timeline(index, f"Sentiment index per {dimension}"), width="stretch"
-            )
+            right.altair_chart(charts.index_timeline(index, f"Sentiment index per {dimension}"), width="stretch")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from dashboard import data
+from dashboard import model_history
 from dashboard.ui import View, md_text
 from models.card import SHIPPED_MODEL_DIR, card_path
 
@@ -21,7 +21,7 @@ FIGURES = ["sentiment accuracy", "sentiment macro-F1", "topic accuracy", "topic 
 
 
 def render(view: View) -> None:
-    history = data.model_versions(view.url)
+    history = model_history.model_versions(view.url)
     current_card(history)
     served_versions(history)
 

@@ -68,7 +68,7 @@ def build_daemon(
     metrics = PipelineMetrics(registry)
     watcher = None
     if scorer is None:
-        options: dict[str, Any] = {"threads": settings.threads, "provider": settings.provider}
+        options: dict[str, Any] = {"threads": settings.resolved_threads, "provider": settings.provider}
         scorer = OnnxScorer(settings.model_dir, **options)
         watcher = ModelWatcher(
             settings.model_dir,
@@ -124,6 +124,12 @@ def run_daemon(settings: Settings, *, registry: CollectorRegistry | None = None)
     registry = registry or CollectorRegistry()
     daemon = build_daemon(settings, registry=registry)
     log.info("starting with settings %s", settings.describe())
+    log.info(
+        "scoring: %d workers side by side, %d ONNX Runtime thread(s) each, batches of at most %d",
+        settings.resolved_scoring_workers,
+        settings.resolved_threads,
+        settings.batch_size,
+    )
     with contextlib.ExitStack() as stack:
         stack.callback(daemon.store.close)
         stack.enter_context(stop_on_signals(daemon))

@@ -7,6 +7,7 @@ traceback quotes a secret setting or the password of a URL (``redact``).
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from pathlib import Path
@@ -69,6 +70,9 @@ class Settings(BaseSettings):
     session_timeout_ms: int = Field(6000, ge=1000)
     heartbeat_interval_ms: int = Field(1000, ge=100)
     max_poll_interval_ms: int = Field(30000, ge=1000)
+    # longest a fetch waits at the broker for data: Apache Kafka answers as soon as a record arrives, but
+    # some Kafka-protocol brokers (Tansu) hold every fetch this long, which then adds to each event's latency
+    fetch_max_wait_ms: int = Field(50, ge=0, le=500)
     max_message_bytes: int = Field(1 << 20, ge=1024)
 
     # store
@@ -80,6 +84,9 @@ class Settings(BaseSettings):
     # model and scoring
     model_dir: Path = SHIPPED_MODEL_DIR
     provider: Provider = "auto"
+    # scoring workers (each runs one batch at a time) and ONNX Runtime threads per worker; 0 = from the CPUs
+    # (scoring_layout)
+    scoring_workers: int = Field(0, ge=0, le=16)
     threads: int = Field(0, ge=0)
     batch_size: int = Field(256, ge=1, le=4096)
     commit_interval_ms: int = Field(1000, ge=10)
@@ -173,6 +180,14 @@ class Settings(BaseSettings):
         return self.grace_s * 1000
 
     @property
+    def resolved_scoring_workers(self) -> int:
+        return scoring_layout(self.scoring_workers, self.threads)[0]
+
+    @property
+    def resolved_threads(self) -> int:
+        return scoring_layout(self.scoring_workers, self.threads)[1]
+
+    @property
     def idle_claim_ttl_ms(self) -> int:
         """How long another daemon trusts an idle claim that its owner stopped renewing."""
         return max(3000, 5 * self.progress_interval_ms)
@@ -201,6 +216,27 @@ class Settings(BaseSettings):
 
 # every SecretStr setting: its value is never quoted (store_url, sasl_password, and any added later)
 SECRET_FIELDS = frozenset(name for name, f in Settings.model_fields.items() if "SecretStr" in str(f.annotation))
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, which containers and taskset narrow)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def scoring_layout(workers: int = 0, threads: int = 0) -> tuple[int, int]:
+    """(scoring workers, ONNX Runtime threads each); 0 derives a value from the usable CPUs.
+
+    Two workers (one on a single CPU), each with a thread per CPU (at most 8): a lone batch uses
+    every core, and a second batch need not wait for the first. Measured on 2 cores with the load
+    generator beside the daemon (event→scored at 240 texts/s): 2×2 p99 152 ms, 1×2 201 ms, and 2×1
+    1.9 s — one-thread workers halve the speed of a large batch, so a backlog never drains.
+    """
+    cpus = usable_cpus()
+    workers = workers or min(2, cpus)
+    return workers, threads or min(8, cpus)
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:

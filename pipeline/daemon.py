@@ -55,6 +55,7 @@ IDLE_POLL_MS = 200  # poll wait when nothing is waiting for the model
 BUSY_POLL_MS = 5  # poll wait while the model works: collect its results promptly
 RECORD_RETRIES = 5  # rounds of isolating unstorable records before the commit counts as a store failure
 STORE_PAUSE_S = 1.0  # wait between checkpoint attempts while the store is unreachable
+BACKPRESSURE_WAIT_S = 1.0  # longest one wait for the model while a full batch is waiting (the loop beats between)
 RETRY_MAX_S = 10.0  # longest wait between two attempts to reach the store at start-up or on assignment
 
 
@@ -84,7 +85,7 @@ class Daemon(CheckpointProtocol):
         self.output_limit = max_output_bytes(settings)
         self.pending = Pending()
         self.partitions = OwnedPartitions(settings.idle_partition_s * 1000, self._caught_up)
-        self.worker = ScoringWorker()
+        self.worker = ScoringWorker(settings.resolved_scoring_workers)
         self.watermark: int | None = None  # the global watermark as of our last commit
         self.sink: KafkaSink | None = None
         self.src: KafkaSource | None = None
@@ -219,8 +220,9 @@ class Daemon(CheckpointProtocol):
             self.dead_letter(parsed)
             return
         self.pending.batch.append((parsed, record.value))
-        if len(self.pending.batch) >= self.settings.batch_size and not self.worker.idle:
-            self.account_results(self.worker.drain())  # back-pressure: a full batch waits for the model
+        if len(self.pending.batch) >= self.settings.batch_size and not self.worker.free:
+            # back-pressure: a full batch waits for the model instead of reading further ahead
+            self.account_results(self.worker.collect(wait_s=BACKPRESSURE_WAIT_S))
             self.feed_model()
 
     def dead_letter(self, rejected: Rejected) -> None:
@@ -237,9 +239,9 @@ class Daemon(CheckpointProtocol):
         self.dead_letter(Rejected(value, reason, detail, event.origin))
 
     def feed_model(self) -> None:
-        """Latency-aware batching: what is waiting goes to the model as soon as it is free — one text
-        at low load, up to ``batch_size`` under backlog."""
-        if self.worker.idle and self.pending.batch:
+        """Latency-aware batching: what is waiting goes to a scoring worker as soon as one is free —
+        one text at low load, up to ``batch_size`` under backlog."""
+        while self.worker.free and self.pending.batch:
             size = self.settings.batch_size
             batch, self.pending.batch = self.pending.batch[:size], self.pending.batch[size:]
             self.worker.submit(self.scorer, batch, [event.text for event, _ in batch])

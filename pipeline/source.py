@@ -46,7 +46,7 @@ def consumer_options(settings: Settings) -> dict[str, Any]:
         "heartbeat_interval_ms": settings.heartbeat_interval_ms,
         "max_poll_interval_ms": settings.max_poll_interval_ms,
         "reconnect_backoff_max_ms": 1000,
-        "fetch_max_wait_ms": 50,  # return data promptly: latency matters more than fetch efficiency here
+        "fetch_max_wait_ms": settings.fetch_max_wait_ms,
         "request_timeout_ms": max(30000, settings.session_timeout_ms + 5000),
         "fetch_max_bytes": max(52428800, settings.max_message_bytes * 2),
         "max_partition_fetch_bytes": max(1048576, settings.max_message_bytes + 65536),

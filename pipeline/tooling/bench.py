@@ -26,6 +26,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
 
+from pipeline.config import scoring_layout
 from pipeline.tooling.broker import EmbeddedBroker, free_port
 
 
@@ -65,7 +66,7 @@ def _iso_ms(value: str) -> float:
 class DaemonRun:
     """A ``finsent run`` subprocess on a fresh store and group, with helpers to watch it."""
 
-    def __init__(self, bootstrap: str, topic: str, workdir: Path, model: str | None, threads: int) -> None:
+    def __init__(self, bootstrap: str, topic: str, workdir: Path, model: str | None, layout: tuple[int, int]) -> None:
         self.metrics_port = free_port()
         self.store = f"sqlite:///{workdir / f'{topic}.db'}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("FINSENT_")}
@@ -79,7 +80,8 @@ class DaemonRun:
                 "FINSENT_METRICS_PORT": str(self.metrics_port),
                 "FINSENT_METRICS_HOST": "127.0.0.1",
                 "FINSENT_GRACE_S": "3600",
-                "FINSENT_THREADS": str(threads),
+                "FINSENT_SCORING_WORKERS": str(layout[0]),
+                "FINSENT_THREADS": str(layout[1]),
                 "FINSENT_SESSION_TIMEOUT_MS": "3000",
                 "FINSENT_HEARTBEAT_INTERVAL_MS": "500",
                 "FINSENT_RELOAD_CHECK_S": "0",
@@ -201,11 +203,17 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def latency_run(
-    bootstrap: str, work: Path, texts: list[str], rate: float, seconds: float, model: str | None, threads: int
+    bootstrap: str,
+    work: Path,
+    texts: list[str],
+    rate: float,
+    seconds: float,
+    model: str | None,
+    layout: tuple[int, int],
 ) -> dict[str, Any]:
     """Produce at ``rate`` with ``published_at`` = send time; scored_at − event time of each text."""
     topic = f"bench-lat-{int(rate)}"
-    run = DaemonRun(bootstrap, topic, work, model, threads)
+    run = DaemonRun(bootstrap, topic, work, model, layout)
     m = int(rate * seconds)
     try:
         _produce(bootstrap, topic, texts[:1])  # warm-up: the group joins, the model loads
@@ -228,16 +236,28 @@ def latency_run(
     }
 
 
-def model_alone(texts: list[str], model: str | None, threads: int, batch_size: int = 256) -> float:
-    """texts/s of the scorer by itself on ``texts``, in the daemon's batch size, with the daemon's threads."""
+def model_alone(texts: list[str], model: str | None, layout: tuple[int, int], batch_size: int = 256) -> float:
+    """texts/s of the scorer by itself on ``texts``: the daemon's batch size, workers and threads."""
+    import threading
+
     from models.card import SHIPPED_MODEL_DIR
     from pipeline.scorer import OnnxScorer
 
+    workers, threads = layout
     scorer = OnnxScorer(model or SHIPPED_MODEL_DIR, threads=threads)
     scorer.score(texts[:32])  # warm-up
+    batches = [texts[i : i + batch_size] for i in range(0, len(texts), batch_size)]
+
+    def work(share: list[list[str]]) -> None:
+        for batch in share:
+            scorer.score(batch)
+
+    pool = [threading.Thread(target=work, args=(batches[k::workers],)) for k in range(workers)]
     started = time.perf_counter()
-    for i in range(0, len(texts), batch_size):
-        scorer.score(texts[i : i + batch_size])
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
     return len(texts) / (time.perf_counter() - started)
 
 
@@ -272,16 +292,19 @@ def run_benchmark(
     *,
     data_dir: str | None = None,
     model: str | None = None,
-    threads: int = 2,
+    workers: int = 0,
+    threads: int = 0,
     latency_s: float = 20.0,
     baseline: bool = True,
     echo: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     texts, source = load_texts(n, data_dir)
+    layout = scoring_layout(workers, threads)
     report: dict[str, Any] = {
         "texts": n,
         "text_source": source,
-        "threads": threads,
+        "scoring_workers": layout[0],
+        "threads": layout[1],
         "cpu": cpu_model(),
         "cpus": os.cpu_count(),
         "date": datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -290,7 +313,7 @@ def run_benchmark(
         work = Path(tmp)
         echo(f"1/3 throughput: {n} texts from the {source}, pre-produced")
         _produce(broker.bootstrap, "bench-tput", texts)
-        run = DaemonRun(broker.bootstrap, "bench-tput", work, model, threads)
+        run = DaemonRun(broker.bootstrap, "bench-tput", work, model, layout)
         try:
             elapsed = run.wait_for(n, 600)
             report["batch_sizes"] = run.batch_sizes()
@@ -300,14 +323,14 @@ def run_benchmark(
             raise RuntimeError("the daemon did not score every text within 10 minutes")
         report["end_to_end_texts_per_s"] = n / elapsed
         report["peak_rss_mb"] = rss
-        report["model_alone_texts_per_s"] = alone = model_alone(texts, model, threads)
+        report["model_alone_texts_per_s"] = alone = model_alone(texts, model, layout)
         report["end_to_end_vs_model_alone"] = report["end_to_end_texts_per_s"] / alone
         report["latency"] = {}
         for share in (0.5, 0.8):
             rate = report["end_to_end_texts_per_s"] * share
             echo(f"2/3 latency: {int(rate * latency_s)} texts at {rate:.0f}/s ({share:.0%} of the measured throughput)")
             report["latency"][f"{share:.0%}"] = latency_run(
-                broker.bootstrap, work, texts, rate, latency_s, model, threads
+                broker.bootstrap, work, texts, rate, latency_s, model, layout
             )
     if baseline:
         echo("3/3 baseline: transformers pipeline on the same texts")

@@ -165,7 +165,12 @@ def bench(
         Optional[Path],
         typer.Option("--model", envvar="FINSENT_MODEL_DIR", help="Model folder (default: the shipped model)."),
     ] = None,
-    threads: Annotated[int, typer.Option(help="ONNX Runtime threads of the daemon.")] = 2,
+    workers: Annotated[
+        int, typer.Option(help="Scoring workers of the daemon (0: the daemon's default, one per CPU).")
+    ] = 0,
+    threads: Annotated[
+        int, typer.Option(help="ONNX Runtime threads per scoring worker (0: the daemon's default).")
+    ] = 0,
     latency_s: Annotated[float, typer.Option(help="Length of the paced latency run.")] = 20.0,
     baseline: Annotated[
         bool, typer.Option("--baseline/--no-baseline", help="Also time the Hugging Face pipeline.")
@@ -181,6 +186,7 @@ def bench(
             texts,
             data_dir=str(data_dir) if data_dir else None,
             model=str(model) if model else None,
+            workers=workers,
             threads=threads,
             latency_s=latency_s,
             baseline=baseline,
@@ -191,10 +197,11 @@ def bench(
     typer.echo(f"machine:      {report['cpu']}, {report['cpus']} cores")
     typer.echo(
         f"end to end:   {report['end_to_end_texts_per_s']:.0f} texts/s ({report['texts']} texts, "
-        f"{report['threads']} threads), peak RSS {report['peak_rss_mb']:.0f} MB"
+        f"{report['scoring_workers']} scoring workers x {report['threads']} threads), "
+        f"peak RSS {report['peak_rss_mb']:.0f} MB"
     )
     typer.echo(
-        f"model alone:  {report['model_alone_texts_per_s']:.0f} texts/s on the same texts and threads; "
+        f"model alone:  {report['model_alone_texts_per_s']:.0f} texts/s on the same texts, workers and threads; "
         f"end to end is {report['end_to_end_vs_model_alone']:.0%} of it"
     )
     typer.echo(f"batch sizes:  {report['batch_sizes']}")

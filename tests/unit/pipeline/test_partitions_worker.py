@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 
 from pipeline.partitions import OwnedPartitions
@@ -71,6 +72,39 @@ def test_worker_lists_what_it_holds_until_collected() -> None:
         results = worker.drain()
         assert [r.items for r in results] == [["a", "b"]]
         assert list(worker.unscored()) == [] and worker.idle
+    finally:
+        gate.go.set()
+        worker.close()
+
+
+class Named(Gate):
+    """Waits only on batches whose first text is ``"slow"``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fast_scored = threading.Event()
+
+    def score(self, texts: Sequence[str]) -> list[Score]:
+        if texts and texts[0] == "slow":
+            return super().score(texts)
+        self.fast_scored.set()
+        return [Score("neutral", 0.2, 0.6, 0.2, "Macro", 0.9) for _ in texts]
+
+
+def test_two_workers_score_side_by_side_but_results_come_back_in_order() -> None:
+    worker = ScoringWorker(workers=2)
+    gate = Named()
+    try:
+        worker.submit(gate, ["slow"], ["slow"])
+        assert worker.free, "a second worker is free"
+        worker.submit(gate, ["fast"], ["fast"])
+        assert not worker.free
+        assert gate.fast_scored.wait(timeout=10), "the second batch ran beside the first"
+        time.sleep(0.05)  # let the worker hand its result over
+        assert worker.collect() == [], "a later batch waits for the one before it"
+        assert list(worker.unscored()) == ["slow", "fast"]
+        gate.go.set()
+        assert [r.items for r in worker.drain()] == [["slow"], ["fast"]]
     finally:
         gate.go.set()
         worker.close()

@@ -68,25 +68,25 @@ def run(
     bootstrap: Annotated[
         Optional[str],
         typer.Option(
-            "--bootstrap", help="Kafka bootstrap servers [env FINSENT_KAFKA_BOOTSTRAP; default localhost:9092]."
+            "--bootstrap", help="Kafka bootstrap servers (env FINSENT_KAFKA_BOOTSTRAP; default localhost:9092)."
         ),
     ] = None,
     input_topic: Annotated[
         Optional[list[str]],
-        typer.Option("--input-topic", help="Input topic, repeatable [env FINSENT_INPUT_TOPICS; default finsent.news]."),
+        typer.Option("--input-topic", help="Input topic, repeatable (env FINSENT_INPUT_TOPICS; default finsent.news)."),
     ] = None,
     group_id: Annotated[
-        Optional[str], typer.Option("--group-id", help="Consumer group [env FINSENT_GROUP_ID; default finsent-scorer].")
+        Optional[str], typer.Option("--group-id", help="Consumer group (env FINSENT_GROUP_ID; default finsent-scorer).")
     ] = None,
     store: Annotated[
         Optional[str],
         typer.Option(
-            "--store", help="sqlite:///PATH or postgresql://… [env FINSENT_STORE_URL; default sqlite:///finsent.db]."
+            "--store", help="sqlite:///PATH or postgresql://… (env FINSENT_STORE_URL; default sqlite:///finsent.db)."
         ),
     ] = None,
     model: Annotated[
         Optional[Path],
-        typer.Option("--model", help="Model artifact folder [env FINSENT_MODEL_DIR; default the shipped model]."),
+        typer.Option("--model", help="Model artifact folder (env FINSENT_MODEL_DIR; default the shipped model)."),
     ] = None,
     metrics_host: Annotated[
         Optional[str],
@@ -102,7 +102,7 @@ def run(
         Optional[int], typer.Option("--grace-s", help="How late an event may be and still count [default 30].")
     ] = None,
     watchlist: Annotated[
-        Optional[str], typer.Option("--watchlist", help="Comma-separated tickers to watch [env FINSENT_WATCHLIST].")
+        Optional[str], typer.Option("--watchlist", help="Comma-separated tickers to watch (env FINSENT_WATCHLIST).")
     ] = None,
     batch_size: Annotated[
         Optional[int], typer.Option("--batch-size", help="Texts per scoring batch [default 64].")

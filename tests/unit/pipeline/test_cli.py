@@ -53,3 +53,9 @@ def test_broken_model_stops_at_start_up(tmp_path: Path) -> None:
 def test_every_subcommand_explains_itself(command: str) -> None:
     result = finsent(command, "--help")
     assert result.returncode == 0 and "Usage:" in result.stdout and len(result.stdout) > 300
+
+
+def test_run_help_names_the_environment_variable_of_each_flag() -> None:
+    result = finsent("run", "--help", env={"COLUMNS": "200"})
+    for variable in ("FINSENT_KAFKA_BOOTSTRAP", "FINSENT_STORE_URL", "FINSENT_MODEL_DIR", "FINSENT_WATCHLIST"):
+        assert variable in result.stdout, f"{variable} missing from 'finsent run --help'"

@@ -72,6 +72,10 @@ class ScoringWorker:
         """A worker can take a batch now."""
         return len(self._slots) < self.workers
 
+    @property
+    def free_workers(self) -> int:
+        return max(0, self.workers - len(self._slots))
+
     def busy_for(self) -> float:
         """Seconds the oldest batch not yet scored has been with the model (0 when none)."""
         for slot in self._slots:

@@ -1,4 +1,8 @@
-"""Liveness: ``/healthz`` answers 503 once the consume loop stops turning, and 200 again when it moves on."""
+"""Liveness: ``/healthz`` answers 503 once the pipeline is stuck, and 200 again when it moves on.
+
+The model runs beside the loop, so a batch that never comes back leaves the loop turning (polling,
+committing what was scored); liveness counts the time the oldest batch has been in the model too.
+"""
 
 from __future__ import annotations
 
@@ -22,13 +26,13 @@ from tests.integration.daemon_harness import daemon_settings, running_daemon
 pytestmark = [pytest.mark.integration]
 
 BASE_MS = 1_767_261_600_000
-MARKER = "BLOCK-THE-LOOP"
+MARKER = "BLOCK-THE-MODEL"
 LIVENESS_TIMEOUT_S = 2
 BLOCK_LIMIT_S = 60  # a failing test must not hang the loop for ever
 
 
 class BlockingScorer:
-    """The real model, except that a batch with ``BLOCK-THE-LOOP`` waits until ``release`` is set."""
+    """The real model, except that a batch with ``BLOCK-THE-MODEL`` waits until ``release`` is set."""
 
     def __init__(self, inner: OnnxScorer) -> None:
         self.inner = inner
@@ -59,7 +63,7 @@ def healthz_answering(port: int, status: int) -> dict[str, Any]:
     return body if got == status else {}
 
 
-def test_healthz_fails_while_the_loop_is_stuck(
+def test_healthz_fails_while_the_model_is_stuck(
     broker: EmbeddedBroker, unique: str, tmp_path: Path, model_dir: Path
 ) -> None:
     settings = daemon_settings(broker.bootstrap, unique, tmp_path, model_dir, liveness_timeout_s=LIVENESS_TIMEOUT_S)
@@ -82,10 +86,10 @@ def test_healthz_fails_while_the_loop_is_stuck(
                 topic,
                 as_json([{"id": f"{unique}-block", "text": f"Apple {MARKER}", "published_at": BASE_MS}]),
             )
-            wait_until(scorer.blocked.is_set, 30, "the loop to block in the scorer")
+            wait_until(scorer.blocked.is_set, 30, "a batch to block in the model")
             body = wait_until(lambda: healthz_answering(server.port, 503), 10, "/healthz to answer 503", 0.2)
             assert body["status"] == "stuck" and body["alive"] is False, body
-            assert body["seconds_since_loop_turned"] >= LIVENESS_TIMEOUT_S, body
+            assert body["seconds_in_model"] >= LIVENESS_TIMEOUT_S, body
             status, body = healthz(server.port)
             assert status == 503, "a stuck loop stays reported as stuck"
 

@@ -1,7 +1,7 @@
 """The consume-score-window-commit loop of ``finsent run``.
 
-One thread owns the consumer, the model and the pending work. Signal handlers only
-call ``stop()``; the model runs on a worker thread beside the loop (``pipeline.scoring``).
+One thread owns the consumer and the pending work. Signal handlers only call ``stop()``;
+the model runs on scoring worker threads beside the loop (``pipeline.scoring``).
 A checkpoint is the numbered sequence in ``checkpoint()``; when it
 cannot complete (output not delivered, partitions taken over by another daemon),
 the pending work is dropped and every partition is rewound to the store's offsets,
@@ -55,7 +55,7 @@ IDLE_POLL_MS = 200  # poll wait when nothing is waiting for the model
 BUSY_POLL_MS = 5  # poll wait while the model works: collect its results promptly
 RECORD_RETRIES = 5  # rounds of isolating unstorable records before the commit counts as a store failure
 STORE_PAUSE_S = 1.0  # wait between checkpoint attempts while the store is unreachable
-BACKPRESSURE_WAIT_S = 1.0  # longest one wait for the model while a full batch is waiting (the loop beats between)
+BACKPRESSURE_WAIT_S = 1.0  # one wait for a worker while a full batch is waiting (liveness beats between waits)
 RETRY_MAX_S = 10.0  # longest wait between two attempts to reach the store at start-up or on assignment
 
 
@@ -220,10 +220,12 @@ class Daemon(CheckpointProtocol):
             self.dead_letter(parsed)
             return
         self.pending.batch.append((parsed, record.value))
-        if len(self.pending.batch) >= self.settings.batch_size and not self.worker.free:
-            # back-pressure: a full batch waits for the model instead of reading further ahead
+        # back-pressure: a full batch waits for a free worker instead of reading further ahead; a model
+        # that never answers is reported by liveness through its time in the model
+        while len(self.pending.batch) >= self.settings.batch_size and not self.worker.free and not self.stopping:
             self.account_results(self.worker.collect(wait_s=BACKPRESSURE_WAIT_S))
             self.feed_model()
+            self.beat()
 
     def dead_letter(self, rejected: Rejected) -> None:
         self.connected()[0].dead_letter(rejected)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 SENTIMENT_LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
+NEUTRAL_INDEX = SENTIMENT_LABELS.index("neutral")
 
 TOPIC_LABELS: tuple[str, ...] = (
     "Analyst Update",

@@ -42,11 +42,20 @@ class DataError(ValueError):
 
 @dataclass(frozen=True)
 class Example:
-    """One labelled text; a label of ``IGNORE`` means the row carries no label for that head."""
+    """One labelled text; a label of ``IGNORE`` means the row carries no label for that head.
+
+    ``target``: the row is about one company named in the text (read as the pair "target [SEP] text"),
+    and ``sentiment`` is that company's label. ``binary``: the sentiment label is positive or negative
+    only, from a set with no neutral class (the neutral logit is masked for it). ``domain`` names the
+    set the row came from, for per-set reporting.
+    """
 
     text: str
     sentiment: int = IGNORE
     topic: int = IGNORE
+    target: str | None = None
+    binary: bool = False
+    domain: str = ""
 
 
 @dataclass
@@ -109,7 +118,8 @@ def read_csv(path: Path, task: Task) -> list[Example]:
     with path.open(newline="", encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
             label = map_label(task, row["label"])
-            rows.append(Example(row["text"], **{task: label}))
+            text = row["text"]
+            rows.append(Example(text, sentiment=label) if task == "sentiment" else Example(text, topic=label))
     return rows
 
 

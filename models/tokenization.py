@@ -28,9 +28,20 @@ def configure(tokenizer: Tokenizer, max_length: int) -> Tokenizer:
     return tokenizer
 
 
-def encode(tokenizer: Tokenizer, texts: Sequence[str]) -> list[list[int]]:
-    """Token ids of each normalised text (unpadded)."""
-    return [enc.ids for enc in tokenizer.encode_batch([normalize_text(t) for t in texts])]
+def encode(tokenizer: Tokenizer, texts: Sequence[str], targets: Sequence[str | None] | None = None) -> list[list[int]]:
+    """Token ids of each normalised text (unpadded).
+
+    With ``targets``, a text whose target is set is encoded as the pair "target [SEP] text": the
+    model then reads it as "the sentiment of this text for that company". Truncation cuts the
+    text, never the (short) target.
+    """
+    if targets is None or not any(targets):
+        return [enc.ids for enc in tokenizer.encode_batch([normalize_text(t) for t in texts])]
+    inputs: list[str | tuple[str, str]] = [
+        (normalize_text(target), normalize_text(text)) if target else normalize_text(text)
+        for text, target in zip(texts, targets, strict=True)
+    ]
+    return [enc.ids for enc in tokenizer.encode_batch(inputs)]
 
 
 def pad_batch(ids: Sequence[Sequence[int]], pad_id: int = 0) -> tuple[np.ndarray, np.ndarray]:

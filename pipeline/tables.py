@@ -153,6 +153,20 @@ messages = Table(
 )
 Index("ix_messages_event_time", messages.c.event_time)
 
+# One row per (message, ticker): the ticker's own sentiment when a message names several companies
+# ("$AAPL beats, $MSFT misses"), the message's label otherwise. Written with the message; event_time
+# is repeated here so that "the newest messages under one ticker" is one index range scan.
+message_tickers = Table(
+    "message_tickers",
+    metadata,
+    Column("message_id", String(128), primary_key=True),
+    Column("ticker", String(16), primary_key=True),
+    Column("event_time", DateTime(timezone=True), nullable=False),
+    Column("sentiment", String(16), nullable=False),
+    Column("method", String(16), nullable=False),  # "target": its own pass; "message": the message's label
+)
+Index("ix_message_tickers_ticker_time", message_tickers.c.ticker, message_tickers.c.event_time)
+
 feedback = Table(
     "feedback",
     metadata,

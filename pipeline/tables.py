@@ -25,12 +25,15 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    func,
     inspect,
+    literal_column,
     text,
     true,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
+from sqlalchemy.schema import CreateIndex
 from sqlalchemy.sql.elements import ColumnElement
 
 metadata = MetaData()
@@ -60,6 +63,9 @@ windows = Table(
 )
 Index("ix_windows_start", windows.c.window_start)
 Index("ix_windows_closed_dim", windows.c.closed, windows.c.dimension, windows.c.window_start)
+# the dashboard's reads of one dimension over a time range (heatmap, top movers): without it, a range of
+# ticker windows reads every ticker window ever kept (the unique key leads with the key, not the time)
+Index("ix_windows_dim_start", windows.c.dimension, windows.c.window_start)
 
 alerts = Table(
     "alerts",
@@ -153,6 +159,37 @@ messages = Table(
 )
 Index("ix_messages_event_time", messages.c.event_time)
 
+# Full-text search over message text (the dashboard's Explore page). PostgreSQL: a GIN index on the
+# English tsvector of the text, an expression index, so nothing on the write path changes; a query must
+# use ``text_search_vector()`` to be served by it. SQLite: an FTS5 table over messages, kept in step by
+# triggers (``SQLITE_SEARCH_DDL``), so every insert, retention delete and correction of a message's text
+# reaches it without the daemon knowing.
+SEARCH_CONFIG = "english"
+POSTGRESQL_ONLY = {"ix_messages_text_search"}
+
+
+def text_search_vector() -> ColumnElement[Any]:
+    """``to_tsvector('english', messages.text)``, exactly as the GIN index is built on it."""
+    return func.to_tsvector(literal_column(f"'{SEARCH_CONFIG}'::regconfig"), messages.c.text)
+
+
+Index("ix_messages_text_search", text_search_vector(), postgresql_using="gin", _table=messages).ddl_if(
+    dialect="postgresql"
+)
+
+MESSAGES_FTS = "messages_fts"  # SQLite: rowid = messages.rowid; query with ``messages_fts MATCH :query``
+SQLITE_SEARCH_DDL = (
+    "CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts USING fts5(text, content='messages', content_rowid='rowid', "
+    "tokenize='porter unicode61 remove_diacritics 2')",
+    "CREATE TRIGGER IF NOT EXISTS messages_fts_insert AFTER INSERT ON messages BEGIN "
+    "INSERT INTO messages_fts(rowid, text) VALUES (new.rowid, new.text); END",
+    "CREATE TRIGGER IF NOT EXISTS messages_fts_delete AFTER DELETE ON messages BEGIN "
+    "INSERT INTO messages_fts(messages_fts, rowid, text) VALUES ('delete', old.rowid, old.text); END",
+    "CREATE TRIGGER IF NOT EXISTS messages_fts_update AFTER UPDATE OF text ON messages BEGIN "
+    "INSERT INTO messages_fts(messages_fts, rowid, text) VALUES ('delete', old.rowid, old.text); "
+    "INSERT INTO messages_fts(rowid, text) VALUES (new.rowid, new.text); END",
+)
+
 # One row per (message, ticker): the ticker's own sentiment when a message names several companies
 # ("$AAPL beats, $MSFT misses"), the message's label otherwise. Written with the message; event_time
 # is repeated here so that "the newest messages under one ticker" is one index range scan.
@@ -179,6 +216,16 @@ feedback = Table(
     Column("topic", String(64)),
     Column("analyst", String(128), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# The tickers each analyst follows (the signed-in identity, or the name typed in the local demo): they lead
+# the Overview and the ticker selector. The dashboard's own table, like feedback: its role inserts and deletes.
+watchlists = Table(
+    "watchlists",
+    metadata,
+    Column("analyst", String(128), primary_key=True),
+    Column("ticker", String(16), primary_key=True),
+    Column("added_at", DateTime(timezone=True), nullable=False),
 )
 
 stories = Table(
@@ -214,7 +261,8 @@ ADDED_COLUMNS: dict[str, tuple[str, ...]] = {
 
 
 def upgrade(engine: Engine) -> list[str]:
-    """Create missing tables and add missing columns; returns what was added (``table.column``)."""
+    """Create missing tables, add missing columns and indexes, and set up text search on SQLite; returns what was
+    added (``table.column``, ``index name``, ``messages_fts``)."""
     metadata.create_all(engine)
     added: list[str] = []
     inspector = inspect(engine)
@@ -230,7 +278,38 @@ def upgrade(engine: Engine) -> list[str]:
                 null = "" if column.nullable else " NOT NULL"
                 conn.execute(text(f'ALTER TABLE {table_name} ADD COLUMN "{name}" {ddl_type}{default}{null}'))
                 added.append(f"{table_name}.{name}")
+        added += _add_indexes(conn)
+        if engine.dialect.name == "sqlite":
+            added += _sqlite_search(conn)
     return added
+
+
+def _add_indexes(conn: Connection) -> list[str]:
+    """Indexes a store made by an older release lacks (``create_all`` adds indexes only with a new table)."""
+    added = []
+    inspector = inspect(conn)
+    for table in metadata.sorted_tables:
+        have = {ix["name"] for ix in inspector.get_indexes(table.name)}
+        columns = {c["name"] for c in inspector.get_columns(table.name)}
+        for index in sorted(table.indexes, key=lambda ix: str(ix.name)):
+            if index.name in have or (index.name in POSTGRESQL_ONLY and conn.dialect.name != "postgresql"):
+                continue
+            if not {c.name for c in index.columns if isinstance(c, Column)} <= columns:
+                continue  # a table of some other shape: leave it be
+            conn.execute(CreateIndex(index, if_not_exists=True))
+            added.append(str(index.name))
+    return added
+
+
+def _sqlite_search(conn: Connection) -> list[str]:
+    """The FTS5 table and its triggers; messages stored before it existed are indexed once."""
+    exists = conn.execute(text("SELECT 1 FROM sqlite_master WHERE name = :n"), {"n": MESSAGES_FTS}).first()
+    for statement in SQLITE_SEARCH_DDL:
+        conn.execute(text(statement))
+    if exists or conn.execute(text("SELECT 1 FROM messages LIMIT 1")).first() is None:
+        return []
+    conn.execute(text("INSERT INTO messages_fts(messages_fts) VALUES ('rebuild')"))
+    return [MESSAGES_FTS]
 
 
 def insert_for(conn: Connection, table: Table) -> Any:

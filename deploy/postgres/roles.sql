@@ -1,7 +1,8 @@
 -- FinSent Monitor: the store's two roles, least privilege (PostgreSQL 13 or later).
 --
 --   writer (default name finsent)            the scoring daemons: owns the tables, which `finsent run` creates
---   reader (default name finsent_dashboard)  the dashboard: SELECT on every table, INSERT/UPDATE on feedback only
+--   reader (default name finsent_dashboard)  the dashboard: SELECT on every table; INSERT/UPDATE on feedback,
+--                                            INSERT/DELETE on watchlists, and an incident's acknowledgement columns
 --   (model_versions, the served-model history, is the daemons' to write and the dashboard's to read, like windows)
 --
 -- Idempotent, and it converges: run it as a superuser (not as either role) on the finsent database
@@ -71,6 +72,11 @@ BEGIN
         IF seq IS NOT NULL THEN
             EXECUTE format('GRANT USAGE ON SEQUENCE %s TO %I', seq, reader);
         END IF;
+    END IF;
+
+    -- ... analysts' watchlists (each adds and removes the tickers they follow) ...
+    IF to_regclass('public.watchlists') IS NOT NULL THEN
+        EXECUTE format('GRANT SELECT, INSERT, DELETE ON public.watchlists TO %I', reader);
     END IF;
 
     -- ... and acknowledgements of incidents (the columns an analyst sets, nothing the daemon computes).

@@ -1,4 +1,5 @@
-"""deploy/postgres/roles.sql on a real PostgreSQL: the dashboard's role reads everything and writes only feedback."""
+"""deploy/postgres/roles.sql on a real PostgreSQL: the dashboard's role reads everything and writes only feedback,
+watchlists and an incident's acknowledgement."""
 
 from __future__ import annotations
 
@@ -171,6 +172,21 @@ def test_dashboard_role_records_and_corrects_feedback(reader: Engine) -> None:
     assert_denied(reader, "DELETE FROM feedback")
 
 
+def test_dashboard_role_keeps_watchlists_and_nothing_more_of_them(reader: Engine) -> None:
+    watchlists = Table("watchlists", MetaData(), autoload_with=reader)
+    with reader.begin() as conn:  # the dashboard's writes: add tickers, remove one
+        conn.execute(
+            insert(watchlists),
+            [{"analyst": "ana@example.com", "ticker": k, "added_at": NOW} for k in ("AAPL", "NVDA")],
+        )
+        conn.execute(watchlists.delete().where(watchlists.c.ticker == "AAPL"))
+    with reader.connect() as conn:
+        assert conn.execute(select(watchlists.c.analyst, watchlists.c.ticker)).all() == [("ana@example.com", "NVDA")]
+    assert_denied(reader, "UPDATE watchlists SET analyst = 'mallory'")
+    assert_denied(reader, "TRUNCATE watchlists")
+    assert_denied(reader, "ALTER TABLE watchlists ADD COLUMN note text")
+
+
 # One row of each table the daemon owns, and one change to it: the dashboard's role may do neither.
 DAEMON_TABLES = {
     "windows": (
@@ -194,6 +210,11 @@ DAEMON_TABLES = {
     ),
     "messages": ("INSERT INTO messages SELECT * FROM messages", "text = ''"),
     "stories": ("INSERT INTO stories (story_hash, first_seen) VALUES ('h', now())", "first_seen = now()"),
+    "message_tickers": (
+        "INSERT INTO message_tickers (message_id, ticker, event_time, sentiment, method)"
+        " VALUES ('m1', 'AAPL', now(), 'negative', 'message')",
+        "sentiment = 'positive'",
+    ),
     "model_versions": (
         "INSERT INTO model_versions (daemon, version, outcome, loaded_at, metrics)"
         " VALUES ('host:1', 'v9', 'loaded', now(), '{}')",

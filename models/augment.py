@@ -61,8 +61,12 @@ class EntitySwapper:
         names = sorted({c.name for c in companies if len(c.name) >= 4}, key=len, reverse=True)
         self._names = re.compile(r"\b(" + "|".join(re.escape(n) for n in names) + r")\b")
 
-    def pick(self) -> Company:
-        return self.rng.choice(self.companies)
+    def pick(self, avoid: str = "") -> Company:
+        """A random company other than ``avoid`` (a ticker or a name)."""
+        while True:
+            company = self.rng.choice(self.companies)
+            if avoid.upper() not in (company.ticker, company.name.upper()) or len(self.companies) == 1:
+                return company
 
     def swap(self, row: Example) -> Example | None:
         """The row with its companies replaced, or None when it names none."""
@@ -70,7 +74,7 @@ class EntitySwapper:
         target = row.target
         replacement = None
         if target and _swappable(target):
-            new = self.pick()
+            new = self.pick(avoid=target.lstrip("$"))
             if target.startswith("$"):
                 replacement = f"${new.ticker}"
             else:
@@ -82,7 +86,7 @@ class EntitySwapper:
 
         def other(key: str) -> Company:
             if key not in mapping:
-                mapping[key] = self.pick()
+                mapping[key] = self.pick(avoid=key)
             return mapping[key]
 
         text, n_tags = CASHTAG.subn(lambda m: "$" + other(m.group(1).upper()).ticker, text)

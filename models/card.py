@@ -51,6 +51,10 @@ class ModelCard:
     outputs: dict[str, str] = field(default_factory=lambda: {"sentiment": SENTIMENT_OUTPUT, "topic": TOPIC_OUTPUT})
     sentiment_labels: list[str] = field(default_factory=lambda: list(SENTIMENT_LABELS))
     topic_labels: list[str] = field(default_factory=lambda: list(TOPIC_LABELS))
+    # True when the sentiment head was also trained on "target [SEP] text" pairs: it can then say
+    # what a message means for one company it names (per-ticker sentiment); else serving uses the
+    # message's label for every ticker.
+    targets: bool = False
     files: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)

@@ -178,6 +178,12 @@ def evaluate(
             f"{task}: {results[task]['overlap_with_train']} test rows ({results[task]['overlap_distinct_texts']} "
             f"distinct texts) also occur in train after normalising; test_dedup leaves them out"
         )
+    if results.get("domains"):
+        from models.evaluate import format_domains
+
+        typer.echo("")
+        typer.echo("other kinds of text (test parts, never tuned on):")
+        typer.echo(format_domains(results["domains"]))
     if report:
         for task in ("sentiment", "topic"):
             typer.echo("")

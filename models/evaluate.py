@@ -41,6 +41,47 @@ def evaluate_model(model: OnnxModel, splits: Splits) -> dict[str, Any]:
     return results
 
 
+DOMAIN_SETS = ("sentfin", "finentity", "stockemotions", "targets", "targets_mixed", "joined")
+
+
+def evaluate_domains(model: OnnxModel, data_dir: str | Path | None) -> dict[str, Any]:
+    """The out-of-domain test sets and the per-company sets, where the data directory holds them.
+
+    A model trained on company targets (card ``targets``) reads each target row as the pair
+    "target [SEP] text"; any other model is scored as the daemon would use it, by giving every
+    company the message's own label.
+    """
+    from models.corpus import build_corpus, score_set
+    from models.data import resolve_data_dir
+    from models.domains import available
+
+    if not available(resolve_data_dir(data_dir)):
+        return {}
+    test = build_corpus(data_dir).test
+    out: dict[str, Any] = {}
+    for name in DOMAIN_SETS:
+        rows = test.get(name)
+        if not rows:
+            continue
+        targets = [r.target for r in rows] if model.card.targets else None
+        preds = model.predict([r.text for r in rows], targets=targets)
+        out[name] = score_set(rows, preds.sentiment, preds.topic)
+        out[name]["read_as"] = "target pair" if targets and name.startswith(("targets", "joined")) else "message"
+    return out
+
+
+def format_domains(domains: dict[str, Any]) -> str:
+    from models.corpus import SET_TITLES
+
+    lines = [f"{'set':<15} {'what':<50} {'n':>5} {'accuracy':>9} {'macro-F1':>9}"]
+    for name, r in domains.items():
+        lines.append(
+            f"{name:<15} {SET_TITLES.get(name, ''):<50} {r['n']:>5} "
+            f"{r.get('sentiment_accuracy', float('nan')):>9.4f} {r.get('sentiment_macro_f1', float('nan')):>9.4f}"
+        )
+    return "\n".join(lines)
+
+
 def summary_rows(results: dict[str, Any]) -> list[tuple[str, str, int, float, float, float]]:
     """(task, variant, n, accuracy, macro-F1, ECE) rows for the printed table."""
     rows: list[tuple[str, str, int, float, float, float]] = []
@@ -116,6 +157,7 @@ def run_evaluation(
     model = OnnxModel(model_dir)
     splits = load_test_sets(data_dir)
     results = evaluate_model(model, splits)
+    results["domains"] = evaluate_domains(model, data_dir)
     if plots_dir is not None:
         folder = Path(plots_dir)
         folder.mkdir(parents=True, exist_ok=True)
@@ -139,6 +181,11 @@ def run_evaluation(
             | {k: results[task][k] for k in ("overlap_with_train", "overlap_distinct_texts")}
             for task in TASKS
         }
+        if results["domains"]:
+            raw["metrics"]["domains"] = {
+                name: {k: v for k, v in r.items() if k != "read_as"} | {"read_as": r["read_as"]}
+                for name, r in results["domains"].items()
+            }
         # int8 kernels differ between instruction sets: the figures above belong to this CPU
         raw["metrics"]["evaluated_on"] = describe_cpu()
         path.write_text(json.dumps(raw, indent=2, ensure_ascii=False) + "\n")

@@ -124,27 +124,39 @@ def _agreement(
     return out
 
 
-def _calibration_texts(given: Sequence[str] | None, meta: dict[str, Any]) -> tuple[list[str], str]:
-    """Texts that fix the int8 activation scales, and a line saying where they came from.
+def _calibration_texts(given: Sequence[str] | None, meta: dict[str, Any]) -> tuple[list[str], list[str | None], str]:
+    """Texts (and targets) that fix the int8 activation scales, and a line saying where they came from.
 
     By default a seeded sample of the checkpoint's own training rows (its data folder and
-    seed, else ``FINSENT_DATA_DIR``); the built-in sample headlines only when no data is at hand.
+    seed, else ``FINSENT_DATA_DIR``) — for a v3 checkpoint, rows of every set it trained on,
+    company-target pairs included; the built-in sample headlines only when no data is at hand.
     """
     if given is not None:
-        return list(given), f"{len(given)} texts given by the caller"
+        return list(given), [None] * len(given), f"{len(given)} texts given by the caller"
     from models.data import DataError, load_splits
 
     cfg = meta.get("config", {})
     for data_dir in (cfg.get("data_dir"), None):
         try:
-            splits = load_splits(data_dir, dev_fraction=cfg.get("dev_fraction", 0.1), seed=cfg.get("seed", 13))
+            if meta.get("recipe") == "v3":
+                from models.corpus import build_corpus
+
+                rows = build_corpus(data_dir, seed=cfg.get("seed", 13), joins=cfg.get("joins", 4000)).train
+            else:
+                splits = load_splits(data_dir, dev_fraction=cfg.get("dev_fraction", 0.1), seed=cfg.get("seed", 13))
+                rows = splits.training_rows()
         except DataError:
             continue
-        rows = [r.text for r in splits.training_rows()]
         sample = random.Random(CALIBRATION_SEED).sample(rows, min(CALIBRATION_TEXTS, len(rows)))
-        return sample, f"{len(sample)} training texts (seeded sample {CALIBRATION_SEED}, split seed {cfg.get('seed')})"
+        n_pairs = sum(r.target is not None for r in sample)
+        return (
+            [r.text for r in sample],
+            [r.target for r in sample],
+            f"{len(sample)} training texts, {n_pairs} of them company-target pairs "
+            f"(seeded sample {CALIBRATION_SEED}, split seed {cfg.get('seed')})",
+        )
     log.warning("no training data found for int8 calibration; using the built-in sample texts")
-    return list(SAMPLE_TEXTS), f"{len(SAMPLE_TEXTS)} built-in sample texts (no training data at hand)"
+    return list(SAMPLE_TEXTS), [None] * len(SAMPLE_TEXTS), f"{len(SAMPLE_TEXTS)} built-in sample texts (no data)"
 
 
 def _fp16_parity(
@@ -245,8 +257,8 @@ def export_checkpoint(
 
         from models.quantize import freeze_activation_scales, measure_ranges
 
-        calibration, checks["calibration"] = _calibration_texts(calibration_texts, meta)
-        calibration_ids = encode(tokenizer, calibration)
+        calibration, calibration_targets, checks["calibration"] = _calibration_texts(calibration_texts, meta)
+        calibration_ids = encode(tokenizer, calibration, calibration_targets)
         candidates = {}
         for per_channel in (True, False):
             dynamic = work / f"model.int8-dynamic.{'pc' if per_channel else 'pt'}.onnx"
@@ -295,6 +307,10 @@ def export_checkpoint(
             "epochs_run",
             "steps",
             "best",
+            "recipe",
+            "corpus",
+            "trainable_parameters",
+            "epoch_seconds",
         )
     }
     base_model = describe_base_model(str(meta.get("base_model", "")))
@@ -309,6 +325,7 @@ def export_checkpoint(
         max_length=max_length,
         base_model=base_model,
         training=training,
+        targets=meta.get("recipe") == "v3",
         export={
             **checks,
             "opset": ONNX_OPSET,

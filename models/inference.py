@@ -115,8 +115,9 @@ class OnnxModel:
     def version(self) -> str:
         return self.card.version
 
-    def encode(self, texts: Sequence[str]) -> list[list[int]]:
-        return encode(self.tokenizer, texts)
+    def encode(self, texts: Sequence[str], targets: Sequence[str | None] | None = None) -> list[list[int]]:
+        """Token ids; a text with a target is read as the pair "target [SEP] text" (cards with ``targets``)."""
+        return encode(self.tokenizer, texts, targets)
 
     def run_ids(self, ids: Sequence[Sequence[int]]) -> Predictions:
         """One forward pass over already tokenised texts, padded to the longest."""
@@ -126,9 +127,11 @@ class OnnxModel:
         )
         return Predictions(np.asarray(sentiment), np.asarray(topic))
 
-    def predict(self, texts: Sequence[str], batch_size: int = 32) -> Predictions:
-        """Probabilities for many texts, run in batches of similar length, returned in input order."""
-        ids = self.encode(texts)
+    def predict(
+        self, texts: Sequence[str], batch_size: int = 32, targets: Sequence[str | None] | None = None
+    ) -> Predictions:
+        """Probabilities for many texts (or text-target pairs), in batches of similar length, in input order."""
+        ids = self.encode(texts, targets)
         sentiment = np.zeros((len(ids), len(self.card.sentiment_labels)), dtype=np.float32)
         topic = np.zeros((len(ids), len(self.card.topic_labels)), dtype=np.float32)
         for idx in length_chunks([len(i) for i in ids], batch_size):

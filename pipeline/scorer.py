@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -15,13 +15,24 @@ from models.card import ModelCard, ModelError, card_path, read_card
 from models.contract import SENTIMENT_LABELS, TOPIC_LABELS
 from models.inference import OnnxModel
 from pipeline.gate import SMOKE_TEXTS, check_probabilities, judge_candidate
+from pipeline.targets import DEFAULT_MAX_TARGETS, plan_targets
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class TargetScore:
+    """What a message means for one company it names (its own pass, "target [SEP] text")."""
+
+    sentiment: str
+    p_negative: float
+    p_neutral: float
+    p_positive: float
+
+
 @dataclass
 class Score:
-    """The model's verdict on one text."""
+    """The model's verdict on one text; ``targets`` holds the per-company verdicts of a multi-company text."""
 
     sentiment: str
     p_negative: float
@@ -29,6 +40,8 @@ class Score:
     p_positive: float
     topic: str
     p_topic: float
+    targets: dict[str, TargetScore] = field(default_factory=dict)
+    targets_capped: bool = False  # more companies than passes allowed: the rest keep the message's label
 
 
 class Scorer(Protocol):
@@ -41,21 +54,57 @@ class Scorer(Protocol):
     def score(self, texts: Sequence[str]) -> list[Score]: ...
 
 
+def score_with_targets(scorer: Scorer, texts: Sequence[str], targets: Sequence[Mapping[str, str]]) -> list[Score]:
+    """``scorer.score``, plus the per-company passes where the scorer reads targets and a text names several."""
+    if any(len(t) >= 2 for t in targets) and getattr(scorer, "reads_targets", False):
+        return scorer.score_targets(texts, targets)  # type: ignore[attr-defined,no-any-return]
+    return scorer.score(texts)
+
+
 class OnnxScorer:
     """An ``OnnxModel`` behind the ``Scorer`` protocol."""
 
     def __init__(
-        self, model_dir: str | Path, *, threads: int = 0, provider: str = "auto", batch_size: int = 32
+        self,
+        model_dir: str | Path,
+        *,
+        threads: int = 0,
+        provider: str = "auto",
+        batch_size: int = 32,
+        max_targets: int = DEFAULT_MAX_TARGETS,
     ) -> None:
         self.model = OnnxModel(model_dir, threads=threads, provider=provider)
         self.version = self.model.version
         self.precision = self.model.card.precision
         self.provider = self.model.provider
         self.batch_size = batch_size
+        self.reads_targets = self.model.card.targets
+        self.max_targets = max_targets
 
     def score(self, texts: Sequence[str]) -> list[Score]:
         preds = self.model.predict(texts, batch_size=self.batch_size)
         return scores_from(preds.sentiment, preds.topic)
+
+    def score_targets(self, texts: Sequence[str], targets: Sequence[Mapping[str, str]]) -> list[Score]:
+        """Scores, and for each text naming two or more companies one pass per company (at most
+        ``max_targets``), all pairs in one length-sorted run; ``targets`` maps ticker → how the text names it."""
+        scores = self.score(texts)
+        pair_texts: list[str] = []
+        pair_targets: list[str | None] = []
+        owners: list[tuple[int, str]] = []
+        for i, mentions in enumerate(targets):
+            chosen, capped = plan_targets(list(mentions), self.max_targets)
+            scores[i].targets_capped = capped
+            for ticker in chosen:
+                pair_texts.append(texts[i])
+                pair_targets.append(mentions[ticker])
+                owners.append((i, ticker))
+        if pair_texts:
+            preds = self.model.predict(pair_texts, batch_size=self.batch_size, targets=pair_targets)
+            for (i, ticker), row in zip(owners, preds.sentiment, strict=True):
+                label = SENTIMENT_LABELS[int(row.argmax())]
+                scores[i].targets[ticker] = TargetScore(label, float(row[0]), float(row[1]), float(row[2]))
+        return scores
 
 
 def scores_from(sentiment: np.ndarray, topic: np.ndarray) -> list[Score]:

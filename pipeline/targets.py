@@ -1,0 +1,49 @@
+"""Which words of a message name each of its tickers: what the model reads as the target of a per-company pass.
+
+A message naming several companies ("$AAPL beats, $MSFT misses") is scored once more per company,
+as the pair "target [SEP] text", where the target is the company as the text writes it — the
+cashtag, the bare ticker, or the linked name ("Apple") — because that is what the model was trained
+to look for. A ticker the text does not write (given only in the message's ``tickers`` field) is
+read as the ticker itself. Pure: no model, no Kafka.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from pipeline.tickers import CASHTAG_RE
+
+DEFAULT_MAX_TARGETS = 8  # per-company passes per message; more tickers than this keep the message's label
+
+
+def mentions(text: str, tickers: Sequence[str], linker: object | None = None) -> dict[str, str]:
+    """Ticker → how the text names it (first mention), for every ticker of the message."""
+    found: dict[str, str] = {}
+    wanted = set(tickers)
+    for m in CASHTAG_RE.finditer(text):
+        ticker = m.group(1).upper()
+        if ticker in wanted:
+            found.setdefault(ticker, m.group(0))
+    for ticker in wanted - found.keys():
+        bare = re.search(rf"(?<![\w$]){re.escape(ticker)}(?!\w)", text)
+        if bare:
+            found[ticker] = bare.group(0)
+    if linker is not None and wanted - found.keys():
+        for match in linker.link(text):  # type: ignore[attr-defined]  # the daemon's CompanyLinker
+            ticker, span = getattr(match, "ticker", None), getattr(match, "span", None)
+            if ticker in wanted and span:
+                found.setdefault(ticker, span)
+    return {ticker: found.get(ticker, ticker) for ticker in tickers}
+
+
+def plan_targets(tickers: Sequence[str], max_targets: int = DEFAULT_MAX_TARGETS) -> tuple[list[str], bool]:
+    """The tickers that get their own pass, and whether some were left at the message's label.
+
+    One ticker: none (the message's label is that company's label). Two or more: each, up to
+    ``max_targets`` in the message's order; a hostile message with dozens of tickers costs at most
+    ``max_targets`` extra passes.
+    """
+    if len(tickers) < 2 or max_targets <= 0:
+        return [], len(tickers) >= 2
+    return list(tickers[:max_targets]), len(tickers) > max_targets

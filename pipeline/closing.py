@@ -160,12 +160,23 @@ def group_incidents(
 
 
 def evidence(conn: Connection, dimension: str, key: str, start: datetime, end: datetime) -> frozenset[str]:
-    """Ids of the window's negative messages about ``dimension``/``key``: what an alert is made of."""
+    """Ids of the window's negative messages about ``dimension``/``key``: what an alert is made of.
+
+    Under a ticker, a message counts by that company's own label (``message_tickers``), so "$AAPL beats,
+    $MSFT misses" is evidence for MSFT and not for AAPL; messages stored without per-ticker rows (by an
+    older release) count by their message label."""
     m = t.messages.c
-    query = select(m.id).where(
-        m.event_time >= start, m.event_time < end, m.sentiment == NEGATIVE, t.about(dimension, key)
+    in_window = (m.event_time >= start, m.event_time < end)
+    if dimension != "ticker":
+        query = select(m.id).where(*in_window, m.sentiment == NEGATIVE, t.about(dimension, key))
+        return frozenset(r.id for r in conn.execute(query))
+    mt = t.message_tickers.c
+    labelled = select(mt.message_id).where(mt.ticker == key, mt.event_time >= start, mt.event_time < end)
+    own = labelled.where(mt.sentiment == NEGATIVE)
+    older = select(m.id).where(
+        *in_window, m.sentiment == NEGATIVE, t.about(dimension, key), m.id.not_in(labelled.scalar_subquery())
     )
-    return frozenset(r.id for r in conn.execute(query))
+    return frozenset(r[0] for r in conn.execute(own)) | frozenset(r.id for r in conn.execute(older))
 
 
 def open_incidents(conn: Connection, start: datetime, end: datetime, span_ms: int) -> list[OpenIncident]:

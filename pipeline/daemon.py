@@ -37,11 +37,12 @@ from pipeline.partitions import OwnedPartitions
 from pipeline.pending import Accounted, Pending
 from pipeline.schema import Event, Origin, Reason, Rejected, parse_record
 from pipeline.scored import ScoredMessage, iso_ms
-from pipeline.scorer import Score, Scorer
+from pipeline.scorer import Score, Scorer, score_with_targets
 from pipeline.scoring import Scored, ScoringWorker
 from pipeline.sinks import DeliveryError, KafkaSink, encode_json, max_output_bytes
 from pipeline.source import KafkaSource
 from pipeline.store import FencedError, RecordError, Store
+from pipeline.targets import batch_targets
 from pipeline.tickers import NameLinker
 from pipeline.upkeep import Upkeep
 from pipeline.windows import dimension_keys, is_window_closed, window_start
@@ -248,7 +249,8 @@ class Daemon(CheckpointProtocol):
             share = -(-len(self.pending.batch) // self.worker.free_workers)
             size = min(self.settings.batch_size, share)
             batch, self.pending.batch = self.pending.batch[:size], self.pending.batch[size:]
-            self.worker.submit(self.scorer, batch, [event.text for event, _ in batch])
+            targets = batch_targets(self.scorer, [e for e, _ in batch], self.linker)
+            self.worker.submit(self.scorer, batch, [event.text for event, _ in batch], targets)
 
     def score_batch(self) -> None:
         """Score everything read so far (before a final checkpoint, a model swap or a rebalance)."""
@@ -287,7 +289,8 @@ class Daemon(CheckpointProtocol):
         self, batch: Sequence[tuple[Event, bytes | None]]
     ) -> list[tuple[tuple[Event, bytes | None], Score]]:
         try:
-            scores = self.scorer.score([event.text for event, _ in batch])
+            texts, targets = [e.text for e, _ in batch], batch_targets(self.scorer, [e for e, _ in batch], self.linker)
+            scores = score_with_targets(self.scorer, texts, targets) if targets else self.scorer.score(texts)
         except Exception as exc:
             return self.isolate(batch, exc)
         return list(zip(batch, scores, strict=True))
@@ -313,6 +316,7 @@ class Daemon(CheckpointProtocol):
             value=value,
             start=start,
             keys=list(dimension_keys(score.topic, event.tickers, event.source)),
+            tickers=message.ticker_scores(),
             sentiment=score.sentiment,
             p_negative=score.p_negative,
             p_positive=score.p_positive,

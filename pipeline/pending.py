@@ -26,12 +26,17 @@ class Accounted:
     message: dict[str, Any]
     dropped: bool = False
     p_positive: float = 0.0
+    # ticker -> (its own label, p_negative, p_positive) where the model scored that company on its own
+    tickers: dict[str, tuple[str, float, float]] = field(default_factory=dict)
 
     def deltas(self) -> dict[WindowKey, Counts]:
+        """Ticker windows count each company's own label; topic, source and ``all`` windows the message's."""
         out: dict[WindowKey, Counts] = {}
+        message = (self.sentiment, self.p_negative, self.p_positive)
         for dimension, key in self.keys:
+            sentiment, p_negative, p_positive = self.tickers.get(key, message) if dimension == "ticker" else message
             out.setdefault((dimension, key, self.start), Counts()).add(
-                self.sentiment, self.p_negative, self.unique, self.late, p_positive=self.p_positive
+                sentiment, p_negative, self.unique, self.late, p_positive=p_positive
             )
         return out
 

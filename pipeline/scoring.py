@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.scorer import Score, Scorer
+from pipeline.scorer import Score, Scorer, score_with_targets
 
 
 @dataclass
@@ -41,6 +41,7 @@ class _Slot:
     items: list[Any]
     texts: list[str]
     handed_at: float
+    targets: list[dict[str, str]] | None  # per text: ticker -> how the text names it (multi-company texts)
     done: threading.Event = field(default_factory=threading.Event)
     result: Scored | None = None
 
@@ -83,8 +84,10 @@ class ScoringWorker:
                 return time.monotonic() - slot.handed_at
         return 0.0
 
-    def submit(self, scorer: Scorer, items: Sequence[Any], texts: list[str]) -> None:
-        slot = _Slot(list(items), texts, time.monotonic())
+    def submit(
+        self, scorer: Scorer, items: Sequence[Any], texts: list[str], targets: list[dict[str, str]] | None = None
+    ) -> None:
+        slot = _Slot(list(items), texts, time.monotonic(), targets)
         self._slots.append(slot)
         self._jobs.put((scorer, slot))
 
@@ -127,7 +130,10 @@ class ScoringWorker:
             scorer, slot = job
             started = time.perf_counter()
             try:
-                slot.result = Scored(slot.items, scorer.score(slot.texts), None, time.perf_counter() - started)
+                scores = (
+                    score_with_targets(scorer, slot.texts, slot.targets) if slot.targets else scorer.score(slot.texts)
+                )
+                slot.result = Scored(slot.items, scores, None, time.perf_counter() - started)
             except BaseException as exc:  # the loop isolates the failing record
                 slot.result = Scored(slot.items, None, exc, time.perf_counter() - started)
             slot.done.set()

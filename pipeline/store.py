@@ -172,8 +172,7 @@ class Store:
                 self._write_offsets(conn, cp, now)
                 deltas, moved = self._move_late(self._claim_stories(conn, cp), mark)
                 self._add_deltas(conn, deltas, mark)
-                if cp.messages:
-                    conn.execute(t.insert_for(conn, t.messages).on_conflict_do_nothing(), cp.messages)
+                self._insert_messages(conn, cp.messages)
                 if cp.partitions is not None:
                     reached = global_watermark(
                         self._stored_progress(conn, cp.group_id), cp.partitions, t.to_ms(now), self.claim_ttl_ms
@@ -317,6 +316,14 @@ class Store:
         )
         conn.execute(stmt, rows)
 
+    def _insert_messages(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+        """The drill-down rows, and each message's per-ticker labels beside them."""
+        messages, tickers = t.split_ticker_rows(rows)
+        if messages:
+            conn.execute(t.insert_for(conn, t.messages).on_conflict_do_nothing(), messages)
+        if tickers:
+            conn.execute(t.insert_for(conn, t.message_tickers).on_conflict_do_nothing(), tickers)
+
     # ---- finding the record a failed commit choked on ------------------------------------
     def unstorable(self, records: Sequence[RecordRows]) -> list[int]:
         """Indices of the records whose rows the store refuses; each is tried alone and rolled back."""
@@ -326,7 +333,7 @@ class Store:
                 trans = conn.begin()
                 try:
                     if rec.message is not None:
-                        conn.execute(t.insert_for(conn, t.messages).on_conflict_do_nothing(), [rec.message])
+                        self._insert_messages(conn, [rec.message])
                     if rec.story is not None:
                         conn.execute(
                             t.insert_for(conn, t.stories).on_conflict_do_nothing(),
@@ -368,6 +375,7 @@ class Store:
         """Drop messages scored, stories first seen and closed windows started before the given times."""
         with self.engine.begin() as conn:
             conn.execute(t.messages.delete().where(t.messages.c.scored_at < messages_before))
+            conn.execute(t.message_tickers.delete().where(t.message_tickers.c.event_time < messages_before))
             conn.execute(t.stories.delete().where(t.stories.c.first_seen < stories_before))
             if windows_before is not None:
                 w = t.windows.c

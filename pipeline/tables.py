@@ -203,6 +203,14 @@ message_tickers = Table(
     Column("method", String(16), nullable=False),  # "target": its own pass; "message": the message's label
 )
 Index("ix_message_tickers_ticker_time", message_tickers.c.ticker, message_tickers.c.event_time)
+TICKER_ROWS = "_ticker_rows"  # key of a messages row holding its message_tickers rows until the store splits them
+
+
+def split_ticker_rows(rows: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``messages`` rows without their per-ticker rows, and those ``message_tickers`` rows."""
+    plain = [{k: v for k, v in r.items() if k != TICKER_ROWS} for r in rows]
+    return plain, [t for r in rows for t in r.get(TICKER_ROWS, ())]
+
 
 feedback = Table(
     "feedback",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from pipeline.schema import Event
 from pipeline.tickers import CASHTAG_RE
 
 DEFAULT_MAX_TARGETS = 8  # per-company passes per message; more tickers than this keep the message's label
@@ -35,6 +36,14 @@ def mentions(text: str, tickers: Sequence[str], linker: object | None = None) ->
             if ticker in wanted and span:
                 found.setdefault(ticker, span)
     return {ticker: found.get(ticker, ticker) for ticker in tickers}
+
+
+def batch_targets(scorer: object, events: Sequence[Event], linker: object | None) -> list[dict[str, str]] | None:
+    """How each multi-company text of a batch names its companies, when the scorer scores companies one
+    by one; ``None`` when no text needs it (the usual case: one pass per text)."""
+    if not getattr(scorer, "reads_targets", False) or all(len(e.tickers) < 2 for e in events):
+        return None
+    return [mentions(e.text, e.tickers, linker) if len(e.tickers) >= 2 else {} for e in events]
 
 
 def plan_targets(tickers: Sequence[str], max_targets: int = DEFAULT_MAX_TARGETS) -> tuple[list[str], bool]:

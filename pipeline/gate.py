@@ -83,9 +83,41 @@ def judge_candidate(
                 f"(allowed drop {max_drop:g})"
             )
         changes.append(f"{task} {variant} macro-F1 {new_f1:.4f} ({-drop:+.4f})")
+    problems += domain_drops(candidate_metrics, serving, serving_metrics, max_drop, changes)
     if problems:
         return Verdict(False, f"model {candidate} fails the quality gate: " + "; ".join(problems))
     return Verdict(True, f"accepted against {serving}: " + ", ".join(changes))
+
+
+def domain_drops(
+    candidate_metrics: Mapping[str, Any],
+    serving: str,
+    serving_metrics: Mapping[str, Any],
+    max_drop: float,
+    changes: list[str],
+) -> list[str]:
+    """The other kinds of text (``metrics["domains"]``: headlines, paragraphs, forum posts, per-company sets)
+    that both cards measured on the same number of texts: a macro-F1 more than ``max_drop`` lower refuses."""
+    new_sets, old_sets = candidate_metrics.get("domains"), serving_metrics.get("domains")
+    if not isinstance(new_sets, Mapping) or not isinstance(old_sets, Mapping):
+        return []
+    problems = []
+    for name in sorted(set(new_sets) & set(old_sets)):
+        new, old = new_sets[name], old_sets[name]
+        if not (isinstance(new, Mapping) and isinstance(old, Mapping)) or new.get("n") != old.get("n"):
+            continue
+        if not isinstance(new.get("sentiment_macro_f1"), int | float) or not isinstance(
+            old.get("sentiment_macro_f1"), int | float
+        ):
+            continue
+        drop = float(old["sentiment_macro_f1"]) - float(new["sentiment_macro_f1"])
+        if drop > max_drop:
+            problems.append(
+                f"its {name} macro-F1 {new['sentiment_macro_f1']:.4f} is {drop:.4f} below {serving}'s "
+                f"{old['sentiment_macro_f1']:.4f} (allowed drop {max_drop:g})"
+            )
+        changes.append(f"{name} {-drop:+.4f}")
+    return problems
 
 
 def check_probabilities(sentiment: np.ndarray, topic: np.ndarray, n_texts: int) -> str | None:

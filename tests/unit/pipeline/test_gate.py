@@ -24,6 +24,18 @@ def card_metrics(
 
 SERVING = card_metrics(dedup=(0.83, 0.87))
 
+
+def with_domains(metrics: dict[str, Any], **f1: float | tuple[float, int]) -> dict[str, Any]:
+    """Add other kinds of text (``name=macro_f1`` or ``name=(macro_f1, n)``) as ``finsent evaluate`` records them."""
+    domains = {}
+    for name, value in f1.items():
+        score, n = value if isinstance(value, tuple) else (value, 500)
+        domains[name] = {"n": n, "sentiment_accuracy": score, "sentiment_macro_f1": score, "read_as": "message"}
+    return {**metrics, "domains": domains}
+
+
+SERVING_DOMAINS = with_domains(SERVING, sentfin=0.75, stockemotions=0.52)
+
 CASES = [
     # (what, candidate metrics, serving metrics, max drop, accepted, words the sentence must hold)
     ("equal figures", card_metrics(dedup=(0.83, 0.87)), SERVING, 0.01, True, ["accepted against v1"]),
@@ -42,7 +54,14 @@ CASES = [
     ("other dedup set", card_metrics(dedup=(0.83, 0.87), n_dedup=80), SERVING, 0.01, False, ["not comparable"]),
     ("serving has no figures", card_metrics(), {}, 0.01, True, ["no test-set figures to compare"]),
     ("figures without sizes", {"sentiment": {"test": {"macro_f1": 0.9}}, "topic": {}}, SERVING, 0.01, False, []),
-]
+    # other kinds of text both cards measured on the same texts: a drop on any refuses
+    ("headlines improve", with_domains(SERVING, sentfin=0.85, stockemotions=0.7), SERVING_DOMAINS, 0.01, True,
+     ["sentfin +0.1000", "stockemotions +0.1800"]),
+    ("forum posts drop", with_domains(SERVING, sentfin=0.85, stockemotions=0.4), SERVING_DOMAINS, 0.01, False,
+     ["its stockemotions macro-F1 0.4000 is 0.1200 below v1's 0.5200"]),
+    ("another headline split", with_domains(SERVING, sentfin=(0.5, 400)), SERVING_DOMAINS, 0.01, True, []),
+    ("serving never measured them", with_domains(SERVING, sentfin=0.1), SERVING, 0.01, True, []),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -53,6 +53,7 @@ class ScoringWorker:
         self.workers = max(1, workers)
         self._jobs: queue.Queue[tuple[Scorer, _Slot] | None] = queue.Queue()
         self._slots: deque[_Slot] = deque()  # handed over and not collected, oldest first
+        self._lock = threading.Lock()  # the loop changes the slots while /healthz reads them (busy_for)
         self._threads = [
             threading.Thread(target=self._work, name=f"finsent-scoring-{i}", daemon=True) for i in range(self.workers)
         ]
@@ -78,8 +79,10 @@ class ScoringWorker:
         return max(0, self.workers - len(self._slots))
 
     def busy_for(self) -> float:
-        """Seconds the oldest batch not yet scored has been with the model (0 when none)."""
-        for slot in self._slots:
+        """Seconds the oldest batch not yet scored has been with the model (0 when none); safe from any thread."""
+        with self._lock:
+            slots = list(self._slots)
+        for slot in slots:
             if not slot.done.is_set():
                 return time.monotonic() - slot.handed_at
         return 0.0
@@ -88,7 +91,8 @@ class ScoringWorker:
         self, scorer: Scorer, items: Sequence[Any], texts: list[str], targets: list[dict[str, str]] | None = None
     ) -> None:
         slot = _Slot(list(items), texts, time.monotonic(), targets)
-        self._slots.append(slot)
+        with self._lock:
+            self._slots.append(slot)
         self._jobs.put((scorer, slot))
 
     def unscored(self) -> Iterator[Any]:
@@ -103,7 +107,8 @@ class ScoringWorker:
             self._slots[0].done.wait(wait_s)
         out: list[Scored] = []
         while self._slots and self._slots[0].done.is_set():
-            result = self._slots.popleft().result
+            with self._lock:
+                result = self._slots.popleft().result
             if result is not None:
                 out.append(result)
         return out

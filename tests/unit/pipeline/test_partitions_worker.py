@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -9,6 +10,7 @@ from collections.abc import Sequence
 from pipeline.partitions import OwnedPartitions
 from pipeline.scorer import Score
 from pipeline.scoring import ScoringWorker
+from tests.helpers import Deadline
 
 A, B = ("news", 0), ("news", 1)
 
@@ -108,3 +110,40 @@ def test_two_workers_score_side_by_side_but_results_come_back_in_order() -> None
     finally:
         gate.go.set()
         worker.close()
+
+
+class Instant(Gate):
+    def score(self, texts: Sequence[str]) -> list[Score]:
+        return [Score("neutral", 0.2, 0.6, 0.2, "Macro", 0.9) for _ in texts]
+
+
+def test_the_liveness_probe_reads_the_worker_while_the_loop_changes_it() -> None:
+    """``/healthz`` asks ``busy_for`` from an HTTP thread while the loop hands batches over and collects them."""
+    worker = ScoringWorker(workers=1)
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def probe() -> None:
+        while not stop.is_set():
+            try:
+                worker.busy_for()
+            except RuntimeError as exc:  # "deque mutated during iteration"
+                errors.append(exc)
+                return
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: the race shows within a second
+    prober = threading.Thread(target=probe, name="healthz")
+    prober.start()
+    try:
+        span = Deadline(3)
+        while not span.expired() and not errors:
+            for i in range(64):
+                worker.submit(Instant(), [i], ["x"])
+            worker.drain()
+    finally:
+        stop.set()
+        prober.join(timeout=10)
+        sys.setswitchinterval(switch)
+        worker.close()
+    assert not errors, f"the probe failed: {errors[0]!r}"

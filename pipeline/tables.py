@@ -119,9 +119,42 @@ offsets = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     # the partition's event-time progress: newest event time read before next_offset (ms, capped at the wall clock)
     Column("event_ms", BigInteger, nullable=True),
-    # while the owner claims the partition idle (caught up with its log end and quiet): quiet since (wall, ms);
-    # the claim is trusted while updated_at is recent
+    # while the owner claims the partition idle (caught up with its log end and quiet): quiet since (wall, ms)
     Column("quiet_since_ms", BigInteger, nullable=True),
+    # ... and when a fetch response showed it caught up: the claim is trusted while that is recent
+    Column("caught_up_ms", BigInteger, nullable=True),
+    # when its progress last moved on (wall, ms), idle or not: a new owner continues the quiet spell from there
+    Column("progressed_at_ms", BigInteger, nullable=True),
+)
+
+# Each input partition's owner epoch, raised on every assignment; checkpoints are fenced on it (``pipeline.ownership``).
+partition_owners = Table(
+    "partition_owners",
+    metadata,
+    Column("group_id", String(255), primary_key=True),
+    Column("topic", String(255), primary_key=True),
+    Column("partition", Integer, primary_key=True),
+    Column("epoch", BigInteger, nullable=False),
+    Column("owner", String(255), nullable=False),  # host:pid of the member that took it last
+    Column("assigned_at", DateTime(timezone=True), nullable=False),
+)
+
+# Partitions per input topic: the largest count any daemon of the group saw (only grows); windows wait for them all.
+input_partitions = Table(
+    "input_partitions",
+    metadata,
+    Column("group_id", String(255), primary_key=True),
+    Column("topic", String(255), primary_key=True),
+    Column("partitions", Integer, nullable=False),
+)
+
+# The one consumer group whose windows, stories and alerts the store holds (one row, id 1).
+store_group = Table(
+    "store_group",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("group_id", String(255), nullable=False),
+    Column("claimed_at", DateTime(timezone=True), nullable=False),
 )
 
 # One row per consumer group: the global watermark every checkpoint of the group has reached.
@@ -263,7 +296,7 @@ Index("ix_model_versions_loaded_at", model_versions.c.loaded_at)
 # Columns added after the first release: ``upgrade`` adds them to a store created before.
 ADDED_COLUMNS: dict[str, tuple[str, ...]] = {
     "windows": ("n_late", "n_late_negative", "sum_confidence", "sum_index"),
-    "offsets": ("event_ms", "quiet_since_ms"),
+    "offsets": ("event_ms", "quiet_since_ms", "caught_up_ms", "progressed_at_ms"),
     "alerts": ("incident_id",),
 }
 

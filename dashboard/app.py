@@ -14,9 +14,9 @@ from collections.abc import Callable
 import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
-from dashboard import data, identity
-from dashboard.ui import View, choose, md_text
-from dashboard.views import alerts, explore, feedback, incidents, model, overview
+from dashboard import data, identity, watchlist
+from dashboard.ui import View, analyst_name, choose, md_text, set_param
+from dashboard.views import alerts, explore, feedback, incidents, model, overview, ticker
 from pipeline.engine import mask_url
 
 DEFAULT_STORE = "sqlite:///finsent.db"
@@ -24,6 +24,7 @@ PAGES: dict[str, Callable[[View], None]] = {
     "Overview": overview.render,
     "Alerts": alerts.render,
     "Incidents": incidents.render,
+    "Ticker": ticker.render,
     "Explore": explore.render,
     "Model": model.render,
     "Feedback": feedback.render,
@@ -58,12 +59,40 @@ if not ready:
 
 # ---- navigation and filters (all in the URL) ----------------------------------------------------------
 page = choose("View", list(PAGES), "view", "Overview", allow_none=False) or "Overview"
+if st.session_state.get("last_view", page) != page:  # another page: its own paging and chart
+    for stale in ("page", "focus"):
+        set_param(stale, None)
+st.session_state["last_view"] = page
 range_name = choose("Time range", list(data.RANGES), "range", "1h", allow_none=False) or "1h"
+name = analyst_name(analyst)
 try:
-    view = View(store_url, range_name, data.options(store_url))
+    view = View(store_url, range_name, data.options(store_url), name, tuple(watchlist.tickers(store_url, name)))
 except SQLAlchemyError as exc:
     st.error(f"The store stopped answering: {md_text(str(exc).splitlines()[0])}")
     st.stop()
+
+
+def watchlist_panel() -> None:
+    """The analyst's tickers, edited in the sidebar; they lead the Overview and the ticker selectors."""
+    with st.sidebar.expander(f"Your watchlist ({len(view.watched)})", expanded=False):
+        if not view.analyst:
+            st.caption("Sign in, or type your name above, to keep a watchlist.")
+        elif not watchlist.available(view.url):
+            st.caption("This store has no watchlists table yet: a daemon of this release adds it when it starts.")
+        else:
+            chosen = st.multiselect(
+                "Tickers you follow",
+                watchlist.leading(list(view.watched), view.options["ticker"]),
+                default=list(view.watched),
+                key="w_watchlist",
+                max_selections=watchlist.MAX_TICKERS,
+            )
+            if st.button("Save watchlist", key="save_watchlist"):
+                watchlist.save(view.url, view.analyst, chosen)
+                st.rerun()
+
+
+watchlist_panel()
 st.sidebar.caption(f"Store: {md_text(mask_url(store_url))} · refreshes every {data.REFRESH_S}s")
 st.sidebar.caption(md_text(analyst.describe()))
 if analyst.source == "login":

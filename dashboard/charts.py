@@ -1,5 +1,6 @@
 """Altair charts of the dashboard: negative-ratio timelines with the baseline band, spikes and incidents, volume,
-and the sentiment index."""
+and the sentiment index. Times are drawn in the viewer's timezone (Vega's local time) with explicit formats
+(``dashboard.timefmt``), so an axis reads "10:05" or "Jan 5 10:05", never ":45"."""
 
 from __future__ import annotations
 
@@ -12,6 +13,11 @@ INCIDENT_COLOURS = {"open": "#d62728", "acknowledged": "#ff7f0e", "resolved": "#
 MARK_COLUMNS = ["id", "window_start", "root_dimension", "root_key", "n_alerts", "status", "acknowledged_by", "label"]
 LabelSide = tuple[pd.DataFrame, Literal["left", "right"], int]  # the marks, where their labels align, offset
 LABEL_TOP, LABEL_STEP, LANES = 0.97, 0.08, 4  # incident labels take turns in 4 lanes below the top of the ratio axis
+AXIS_FORMAT, TIP_FORMAT = "%H:%M", "%b %-d, %H:%M"
+
+
+def time_axis(fmt: str = AXIS_FORMAT) -> alt.X:
+    return alt.X("window_start:T", title=None, axis=alt.Axis(format=fmt, labelOverlap=True, labelFlush=False))
 
 
 def incident_marks(incidents: pd.DataFrame, members: pd.DataFrame, dimension: str, keys: list[str]) -> pd.DataFrame:
@@ -29,7 +35,7 @@ def incident_marks(incidents: pd.DataFrame, members: pd.DataFrame, dimension: st
     return marks.assign(label_y=LABEL_TOP - LABEL_STEP * (marks.index % LANES))
 
 
-def incident_layers(marks: pd.DataFrame, midpoint: pd.Timestamp) -> list[alt.Chart]:
+def incident_layers(marks: pd.DataFrame, midpoint: pd.Timestamp, tip: str = TIP_FORMAT) -> list[alt.Chart]:
     """A dashed vertical rule at each incident's first window and its label, coloured by status; labels of
     incidents after ``midpoint`` sit left of their rule, so that none runs off the chart."""
     status = alt.Scale(domain=list(INCIDENT_COLOURS), range=list(INCIDENT_COLOURS.values()))
@@ -42,7 +48,7 @@ def incident_layers(marks: pd.DataFrame, midpoint: pd.Timestamp) -> list[alt.Cha
             tooltip=[
                 alt.Tooltip("label:N", title="incident"),
                 alt.Tooltip("root_dimension:N", title="root"),
-                alt.Tooltip("window_start:T", format="%Y-%m-%d %H:%M:%S", title="first window"),
+                alt.Tooltip("window_start:T", format=tip, title="first window"),
                 alt.Tooltip("n_alerts:Q", title="alerts"),
                 alt.Tooltip("acknowledged_by:N", title="by"),
             ],
@@ -61,12 +67,17 @@ def incident_layers(marks: pd.DataFrame, midpoint: pd.Timestamp) -> list[alt.Cha
 
 
 def ratio_timeline(
-    frame: pd.DataFrame, alerts: pd.DataFrame, title: str, incidents: pd.DataFrame | None = None
+    frame: pd.DataFrame,
+    alerts: pd.DataFrame,
+    title: str,
+    incidents: pd.DataFrame | None = None,
+    formats: tuple[str, str] = (AXIS_FORMAT, TIP_FORMAT),
 ) -> alt.LayerChart | alt.FacetChart:
     """Negative ratio per key over time; the spike threshold as a dashed band; alerts as red points;
-    incidents (``incident_marks``) as rules with a label at their first window."""
+    incidents (``incident_marks``) as rules with a label at their first window. ``formats``: axis, tooltip."""
+    axis, tip = formats
     frame = frame.assign(threshold=frame["threshold"].clip(upper=1.0), baseline=frame["baseline"].clip(upper=1.0))
-    base = alt.Chart(frame).encode(x=alt.X("window_start:T", title=None))
+    base = alt.Chart(frame).encode(x=time_axis(axis))
     band = base.mark_area(opacity=0.12, color="#888").encode(
         y=alt.Y("baseline:Q", title="negative ratio", scale=alt.Scale(domain=[0, 1])), y2="threshold:Q", detail="key:N"
     )
@@ -78,7 +89,7 @@ def ratio_timeline(
         color="key:N",
         tooltip=[
             alt.Tooltip("key:N"),
-            alt.Tooltip("window_start:T", format="%H:%M:%S"),
+            alt.Tooltip("window_start:T", format=tip, title="time"),
             alt.Tooltip("negative_ratio:Q", format=".0%"),
             alt.Tooltip("threshold:Q", format=".0%"),
             alt.Tooltip("n:Q", title="messages"),
@@ -105,33 +116,37 @@ def ratio_timeline(
         layers.append(spikes)
     if incidents is not None and not incidents.empty:
         start, end = frame["window_start"].min(), frame["window_start"].max()
-        layers.extend(incident_layers(incidents, start + (end - start) / 2))
+        layers.extend(incident_layers(incidents, start + (end - start) / 2, tip))
     return alt.layer(*layers).properties(title=title, height=300)
 
 
-def volume_bars(frame: pd.DataFrame, title: str) -> alt.Chart:
+def volume_bars(frame: pd.DataFrame, title: str, formats: tuple[str, str] = (AXIS_FORMAT, TIP_FORMAT)) -> alt.Chart:
+    axis, tip = formats
     return (
         alt.Chart(frame)
         .mark_bar(opacity=0.8)
         .encode(
-            x=alt.X("window_start:T", title=None),
+            x=time_axis(axis),
             y=alt.Y("sum(n):Q", title="messages"),
             color=alt.Color("key:N", legend=None),
-            tooltip=[alt.Tooltip("key:N"), alt.Tooltip("window_start:T", format="%H:%M:%S"), alt.Tooltip("n:Q")],
+            tooltip=[alt.Tooltip("key:N"), alt.Tooltip("window_start:T", format=tip, title="time"), alt.Tooltip("n:Q")],
         )
         .properties(title=title, height=300)
     )
 
 
-def index_timeline(frame: pd.DataFrame, title: str) -> alt.LayerChart | alt.FacetChart:
+def index_timeline(
+    frame: pd.DataFrame, title: str, formats: tuple[str, str] = (AXIS_FORMAT, TIP_FORMAT)
+) -> alt.LayerChart | alt.FacetChart:
     """Sentiment index per key over time on a fixed [-1, 1] axis, with the neutral line at 0."""
-    base = alt.Chart(frame).encode(x=alt.X("window_start:T", title=None))
+    axis, tip = formats
+    base = alt.Chart(frame).encode(x=time_axis(axis))
     line = base.mark_line(point=alt.OverlayMarkDef(size=14)).encode(
         y=alt.Y("sentiment_index:Q", title="sentiment index", scale=alt.Scale(domain=[-1, 1])),
         color=alt.Color("key:N", legend=None),
         tooltip=[
             alt.Tooltip("key:N"),
-            alt.Tooltip("window_start:T", format="%H:%M:%S"),
+            alt.Tooltip("window_start:T", format=tip, title="time"),
             alt.Tooltip("sentiment_index:Q", format="+.2f", title="index"),
             alt.Tooltip("n:Q", title="messages"),
         ],

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 from sqlalchemy import Engine, and_, case, func, select, true
+from sqlalchemy.sql.elements import ColumnElement
 
 from pipeline import corrections
 from pipeline import tables as t
@@ -33,6 +34,7 @@ RANGES: dict[str, timedelta | None] = {
     "6h": timedelta(hours=6),
     "24h": timedelta(hours=24),
     "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
     "all": None,
 }
 
@@ -46,7 +48,6 @@ class Filters:
     ticker: str | None = None
     source: str | None = None
     sentiment: str | None = None
-    search: str | None = None
 
 
 REFRESH_S = int(os.environ.get("FINSENT_DASHBOARD_REFRESH_S", "10"))
@@ -69,9 +70,34 @@ def has_schema(url: str) -> bool:
 @cached
 def latest_time(url: str) -> datetime | None:
     """Newest event time in the store: ranges count back from it, so replays of old data show too."""
-    with engine_for(url).connect() as conn:
-        value = conn.execute(select(func.max(t.windows.c.window_end))).scalar()
+    w = t.windows.c
+    with engine_for(url).connect() as conn:  # the newest window by its indexed start, not a scan for max(end)
+        value = conn.execute(select(w.window_end).order_by(w.window_start.desc()).limit(1)).scalar()
     return t.as_utc(value) if value is not None else None
+
+
+@cached
+def window_seconds(url: str) -> int:
+    """The daemon's window length, read off the newest window (60 s unless configured otherwise)."""
+    w = t.windows.c
+    with engine_for(url).connect() as conn:
+        row = conn.execute(select(w.window_start, w.window_end).order_by(w.window_start.desc()).limit(1)).first()
+    if row is None:
+        return 60
+    return max(1, round((t.as_utc(row.window_end) - t.as_utc(row.window_start)).total_seconds()))
+
+
+@cached
+def span_seconds(url: str, range_name: str) -> float:
+    """How long the chosen range is, in seconds; for ``all``, from the oldest window kept to the newest."""
+    newest, start = latest_time(url), since(url, range_name)
+    if newest is None:
+        return 3600.0
+    if start is None:
+        with engine_for(url).connect() as conn:
+            oldest = conn.execute(select(func.min(t.windows.c.window_start))).scalar()
+        start = t.as_utc(oldest) if oldest is not None else newest
+    return max(float(window_seconds(url)), (newest - start).total_seconds())
 
 
 @cached
@@ -102,9 +128,11 @@ def kpis(url: str, range_name: str) -> dict[str, object]:
         if start:
             count_alerts = count_alerts.where(a.window_start >= start)
         alerts = conn.execute(count_alerts).scalar_one()
-        version = conn.execute(
-            select(t.messages.c.model_version).order_by(t.messages.c.scored_at.desc()).limit(1)
+        version = conn.execute(  # the newest message by its indexed event time (scored_at has no index)
+            select(t.messages.c.model_version).order_by(t.messages.c.event_time.desc()).limit(1)
         ).scalar()
+        i = t.incidents.c
+        open_incidents = conn.execute(select(func.count()).select_from(t.incidents).where(i.status == "open")).scalar()
     n, n_neg, first, last = row
     minutes = max(1.0, (t.as_utc(last) - t.as_utc(first)).total_seconds() / 60) if first and last else 1.0
     return {
@@ -112,30 +140,9 @@ def kpis(url: str, range_name: str) -> dict[str, object]:
         "per_minute": n / minutes,
         "negative_share": (n_neg / n) if n else 0.0,
         "alerts": int(alerts),
+        "open_incidents": int(open_incidents or 0),
         "model_version": version or "—",
     }
-
-
-@cached
-def timeline(url: str, dimension: str, keys: list[str] | None, range_name: str) -> pd.DataFrame:
-    """Per window and key: volume, negative ratio, and the spike threshold of closed windows."""
-    start = since(url, range_name)
-    w = t.windows.c
-    query = select(w.window_start, w.key, w.n, w.n_unique, w.n_negative, w.threshold, w.baseline, w.closed).where(
-        w.dimension == dimension
-    )
-    if start:
-        query = query.where(w.window_start >= start)
-    if keys:
-        query = query.where(w.key.in_(keys))
-    with engine_for(url).connect() as conn:
-        frame = pd.DataFrame(
-            conn.execute(query.order_by(w.window_start)).all(),
-            columns=["window_start", "key", "n", "n_unique", "n_negative", "threshold", "baseline", "closed"],
-        )
-    frame["window_start"] = pd.to_datetime(frame["window_start"], utc=True)
-    frame["negative_ratio"] = (frame["n_negative"] / frame["n"].where(frame["n"] > 0)).fillna(0.0)
-    return frame
 
 
 @cached
@@ -160,90 +167,55 @@ def incident_keys(url: str, range_name: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["id", "dimension", "key"])
 
 
-@cached
-def top_keys(url: str, dimension: str, range_name: str, limit: int = 8) -> list[str]:
-    start = since(url, range_name)
-    w = t.windows.c
-    query = select(w.key, func.sum(w.n).label("n")).where(w.dimension == dimension)
-    if start:
-        query = query.where(w.window_start >= start)
-    with engine_for(url).connect() as conn:
-        rows = conn.execute(query.group_by(w.key).order_by(func.sum(w.n).desc()).limit(limit)).all()
-    return [r.key for r in rows]
+ALERT_COLUMNS: tuple[str, ...] = (
+    "id",
+    "window_start",
+    "window_end",
+    "dimension",
+    "key",
+    "severity",
+    "negative_ratio",
+    "baseline",
+)
+ALERT_COLUMNS += ("threshold", "score", "n", "n_negative", "example_ids", "created_at", "incident_id")
 
 
 @cached
-def alerts(url: str, range_name: str, limit: int = 200) -> pd.DataFrame:
-    start = since(url, range_name)
-    a = t.alerts.c
-    query = select(
-        a.id,
-        a.window_start,
-        a.window_end,
-        a.dimension,
-        a.key,
-        a.severity,
-        a.negative_ratio,
-        a.baseline,
-        a.threshold,
-        a.score,
-        a.n,
-        a.n_negative,
-        a.example_ids,
-        a.created_at,
-    )
-    if start:
-        query = query.where(a.window_start >= start)
+def alerts(
+    url: str, range_name: str, limit: int = 200, offset: int = 0, dimension: str | None = None, key: str | None = None
+) -> pd.DataFrame:
+    """Alerts in the range, newest first (optionally of one dimension and key), ``limit`` from ``offset``."""
+    start, a = since(url, range_name), t.alerts.c
+    conds = [a.window_start >= start if start else true()]
+    conds += [a.dimension == dimension] if dimension else []
+    conds += [a.key == key] if key else []
+    order = (a.window_start.desc(), dimension_rank(a.dimension), a.n.desc(), a.key)
     with engine_for(url).connect() as conn:
         rows = conn.execute(
-            query.order_by(a.window_start.desc(), dimension_rank(a.dimension), a.n.desc(), a.key).limit(limit)
+            select(*[a[c] for c in ALERT_COLUMNS]).where(*conds).order_by(*order).limit(limit).offset(offset)
         ).all()
-    frame = pd.DataFrame(
-        rows,
-        columns=[
-            "id",
-            "window_start",
-            "window_end",
-            "dimension",
-            "key",
-            "severity",
-            "negative_ratio",
-            "baseline",
-            "threshold",
-            "score",
-            "n",
-            "n_negative",
-            "example_ids",
-            "created_at",
-        ],
-    )
+    frame = pd.DataFrame(rows, columns=list(ALERT_COLUMNS))
     for col in ("window_start", "window_end", "created_at"):
         frame[col] = pd.to_datetime(frame[col], utc=True)
     return frame
 
 
-MESSAGE_COLUMNS = [
-    "id",
-    "event_time",
-    "text",
-    "sentiment",
-    "p_negative",
-    "p_neutral",
-    "p_positive",
-    "topic_label",
-    "p_topic",
-    "tickers",
-    "source",
-    "kind",
-    "is_repeat",
-    "model_version",
-]
-
-
 @cached
-def messages(url: str, filters: Filters, limit: int = 500) -> pd.DataFrame:
+def count_alerts(url: str, range_name: str) -> int:
+    start, a = since(url, range_name), t.alerts.c
+    with engine_for(url).connect() as conn:
+        query = select(func.count()).select_from(t.alerts).where(a.window_start >= start if start else true())
+        return int(conn.execute(query).scalar_one())
+
+
+MESSAGE_COLUMNS = ["id", "event_time", "text", "sentiment", "p_negative", "p_neutral", "p_positive", "topic_label"]
+MESSAGE_COLUMNS += ["p_topic", "tickers", "source", "kind", "is_repeat", "model_version"]
+
+
+def message_conditions(url: str, filters: Filters) -> list[ColumnElement[bool]]:
+    """The WHERE clauses of ``filters`` on the messages table (also used by the text search)."""
     m = t.messages.c
-    conds = []
+    conds: list[ColumnElement[bool]] = []
     start = since(url, filters.range)
     if start:
         conds.append(m.event_time >= start)
@@ -255,24 +227,29 @@ def messages(url: str, filters: Filters, limit: int = 500) -> pd.DataFrame:
         conds.append(m.source == filters.source)
     if filters.sentiment:
         conds.append(m.sentiment == filters.sentiment)
-    if filters.search:
-        conds.append(func.lower(m.text).contains(filters.search.lower()))
-    query = select(*[getattr(m, c) for c in MESSAGE_COLUMNS]).where(and_(True, *conds))
+    return conds
+
+
+@cached
+def messages(url: str, filters: Filters, limit: int = 500, offset: int = 0) -> pd.DataFrame:
+    """The filtered messages, newest first, ``limit`` from ``offset`` (the event-time index serves the order)."""
+    m = t.messages.c
+    query = select(*[getattr(m, c) for c in MESSAGE_COLUMNS]).where(and_(True, *message_conditions(url, filters)))
     with engine_for(url).connect() as conn:
-        rows = conn.execute(query.order_by(m.event_time.desc()).limit(limit)).all()
-    return _messages_frame(rows)
+        rows = conn.execute(query.order_by(m.event_time.desc()).limit(limit).offset(offset)).all()
+    return messages_frame(rows)
 
 
 @cached
 def messages_by_ids(url: str, ids: list[str]) -> pd.DataFrame:
     if not ids:
-        return _messages_frame([])
+        return messages_frame([])
     m = t.messages.c
     with engine_for(url).connect() as conn:
         rows = conn.execute(
             select(*[getattr(m, c) for c in MESSAGE_COLUMNS]).where(m.id.in_(ids)).order_by(m.p_negative.desc())
         ).all()
-    return _messages_frame(rows)
+    return messages_frame(rows)
 
 
 @cached
@@ -284,61 +261,55 @@ def alert_messages(url: str, dimension: str, key: str, start: datetime, end: dat
         rows = conn.execute(
             select(*[getattr(m, c) for c in MESSAGE_COLUMNS]).where(*conds).order_by(m.p_negative.desc()).limit(limit)
         ).all()
-    return _messages_frame(rows)
+    return messages_frame(rows)
 
 
-def _messages_frame(rows: Sequence[Any]) -> pd.DataFrame:
+def messages_frame(rows: Sequence[Any]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=MESSAGE_COLUMNS)
     frame["event_time"] = pd.to_datetime(frame["event_time"], utc=True)
     frame["tickers"] = [" ".join(t.decode_tickers(v)) for v in frame["tickers"]]
     return frame
 
 
+MAX_OPTIONS = 2000
+
+
+def distinct_keys(conn: Any, dimension: str, limit: int = MAX_OPTIONS) -> list[str]:
+    """The keys of ``dimension`` in key order, found by one index probe per key (a recursive "next key after"),
+    not by reading every window ever kept."""
+    w = t.windows.c
+    keys = select(func.min(w.key).label("key")).where(w.dimension == dimension).cte("keys", recursive=True)
+    after = select(func.min(w.key)).where(w.dimension == dimension, w.key > keys.c.key).scalar_subquery()
+    keys = keys.union_all(select(after).where(keys.c.key.is_not(None)))
+    return list(conn.execute(select(keys.c.key).where(keys.c.key.is_not(None)).limit(limit)).scalars())
+
+
 @cached
 def options(url: str) -> dict[str, list[str]]:
-    """Values for the filter drop-downs."""
-    w = t.windows.c
+    """Values for the filter drop-downs: every topic, ticker and source the windows know, in key order."""
     with engine_for(url).connect() as conn:
-        out = {}
-        for dim in ("topic", "ticker", "source"):
-            rows = conn.execute(
-                select(w.key).where(w.dimension == dim).group_by(w.key).order_by(func.sum(w.n).desc()).limit(200)
-            ).all()
-            out[dim] = [r.key for r in rows]
-    return out
+        return {dim: distinct_keys(conn, dim) for dim in ("topic", "ticker", "source")}
+
+
+FEEDBACK_COLUMNS: tuple[str, ...] = (
+    "id",
+    "message_id",
+    "text",
+    "model_sentiment",
+    "sentiment",
+    "model_topic",
+    "topic",
+    "analyst",
+)
+FEEDBACK_COLUMNS += ("created_at",)
 
 
 @cached
 def feedback(url: str) -> pd.DataFrame:
     f = t.feedback.c
     with engine_for(url).connect() as conn:
-        rows = conn.execute(
-            select(
-                f.id,
-                f.message_id,
-                f.text,
-                f.model_sentiment,
-                f.sentiment,
-                f.model_topic,
-                f.topic,
-                f.analyst,
-                f.created_at,
-            ).order_by(f.created_at.desc())
-        ).all()
-    return pd.DataFrame(
-        rows,
-        columns=[
-            "id",
-            "message_id",
-            "text",
-            "model_sentiment",
-            "sentiment",
-            "model_topic",
-            "topic",
-            "analyst",
-            "created_at",
-        ],
-    )
+        rows = conn.execute(select(*[f[c] for c in FEEDBACK_COLUMNS]).order_by(f.created_at.desc())).all()
+    return pd.DataFrame(rows, columns=list(FEEDBACK_COLUMNS))
 
 
 @cached
@@ -373,12 +344,11 @@ def incidents(url: str, range_name: str, limit: int = 100) -> pd.DataFrame:
     query = select(*[getattr(i, c) for c in INCIDENT_COLUMNS])
     if start:
         query = query.where(i.window_start >= start)
+    status_rank = case(STATUS_ORDER, value=i.status, else_=len(STATUS_ORDER))
     with engine_for(url).connect() as conn:
-        rows = conn.execute(query.order_by(i.window_start.desc()).limit(limit)).all()
+        rows = conn.execute(query.order_by(status_rank, i.window_start.desc()).limit(limit)).all()
     frame = pd.DataFrame(rows, columns=list(INCIDENT_COLUMNS))
-    if not frame.empty:
-        frame["window_start"] = pd.to_datetime(frame["window_start"], utc=True)
-        frame = frame.sort_values("status", key=lambda s: s.map(STATUS_ORDER), kind="stable")
+    frame["window_start"] = pd.to_datetime(frame["window_start"], utc=True)
     return frame
 
 

@@ -8,25 +8,32 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import data
-from dashboard.ui import View, md_text, pct
+from dashboard import data, timefmt
+from dashboard.ui import View, current_page, md_text, pager, pct, ticker_links, viewer_zone
 
 SHOWN_FIRST = 5  # messages listed above each alert's table
+PAGE_SIZE = 20
 
 
 def render(view: View) -> None:
-    alerts = data.alerts(view.url, view.range_name)
+    page, zone = current_page(), viewer_zone()
+    alerts = data.alerts(view.url, view.range_name, PAGE_SIZE + 1, (page - 1) * PAGE_SIZE)
+    has_more, alerts = len(alerts) > PAGE_SIZE, alerts.head(PAGE_SIZE)
     if alerts.empty:
-        st.success("No negative-sentiment spikes in this time range.")
+        st.success("No negative-sentiment spikes in this time range." if page == 1 else "No more alerts.")
+        pager(page, False)
         return
-    st.subheader(f"{len(alerts)} alert(s), newest first")
+    total = data.count_alerts(view.url, view.range_name)
+    st.subheader(f"{total} alert(s), newest first")
     for i, alert in alerts.iterrows():
+        when = timefmt.human(alert["window_start"], zone)
         title = (
             f"{md_text(alert['severity'].upper())} · {md_text(alert['dimension'])} **{md_text(alert['key'])}** · "
-            f"{alert['window_start']:%Y-%m-%d %H:%M:%S} UTC · {pct(alert['negative_ratio'])} negative "
+            f"{md_text(when)} {md_text(timefmt.zone_label(zone, alert['window_start']))} · "
+            f"{pct(alert['negative_ratio'])} negative "
             f"vs threshold {pct(alert['threshold'])} (baseline {pct(alert['baseline'])}), n={alert['n']}"
         )
-        with st.expander(title, expanded=bool(i == alerts.index[0])):
+        with st.expander(title, expanded=bool(i == alerts.index[0]) and page == 1):
             behind = data.alert_messages(
                 view.url,
                 alert["dimension"],
@@ -36,6 +43,11 @@ def render(view: View) -> None:
             )
             for row in behind.head(SHOWN_FIRST).itertuples():
                 st.text(f"{row.p_negative:.2f}  {row.text}  ({row.topic_label}; {row.source or 'unknown source'})")
+            named = sorted({k for cell in behind["tickers"] for k in str(cell).split()})
+            if alert["dimension"] == "ticker":
+                named = [str(alert["key"]), *[k for k in named if k != alert["key"]]]
+            if named:
+                st.markdown("Ticker pages: " + ticker_links(named, view.range_name))
             st.dataframe(
                 behind[["event_time", "text", "sentiment", "p_negative", "topic_label", "tickers", "source"]],
                 hide_index=True,
@@ -46,3 +58,4 @@ def render(view: View) -> None:
                     )
                 },
             )
+    pager(page, has_more, max(1, -(-total // PAGE_SIZE)))

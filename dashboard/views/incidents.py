@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
+import pandas as pd
 import streamlit as st
 
-from dashboard import data, identity
+from dashboard import data, identity, timefmt
 from dashboard.feedback import TRANSITIONS, set_incident_status
-from dashboard.ui import View, md_text, pct
+from dashboard.ui import View, md_text, pct, ticker_link, viewer_zone
+from pipeline.tables import as_utc
 
 ACTIONS = {"acknowledged": "Acknowledge", "resolved": "Resolve"}
+
+
+def t_utc(value: object) -> datetime:
+    """A time as the store hands it back (naive UTC from SQLite), aware."""
+    return as_utc(pd.Timestamp(value).to_pydatetime())
 
 
 def actions(url: str, incident_id: str, status: str, who: identity.Identity) -> None:
@@ -42,17 +51,23 @@ def render(view: View) -> None:
     st.caption(who.describe())
     open_count = int((frame["status"] == "open").sum())
     st.subheader(f"{len(frame)} incident(s), {open_count} open")
+    zone = viewer_zone()
     for row in frame.itertuples():
+        when = timefmt.human(row.window_start, zone)
         title = (
             f"{str(row.status).upper()} · {md_text(str(row.root_dimension))} **{md_text(str(row.root_key))}** · "
-            f"{row.window_start:%Y-%m-%d %H:%M:%S} UTC · {row.n_alerts} alert(s)"
+            f"{md_text(when)} {md_text(timefmt.zone_label(zone, row.window_start))} · {row.n_alerts} alert(s)"
         )
         with st.expander(title, expanded=row.status == "open"):
             if row.acknowledged_by:
-                st.text(f"{row.status} by {row.acknowledged_by} at {row.updated_at:%Y-%m-%d %H:%M:%S}")
+                st.text(f"{row.status} by {row.acknowledged_by} at {timefmt.human(t_utc(row.updated_at), zone)}")
             if row.note:
                 st.text(f"Note: {row.note}")
             members = data.incident_alerts(view.url, str(row.id))
+            tickers = members[members["dimension"] == "ticker"]["key"].tolist()
+            if tickers:
+                st.markdown("Ticker pages: " + " · ".join(ticker_link(k, view.range_name) for k in tickers))
+            members["window_start"] = [timefmt.human(t_utc(ts), zone) for ts in members["window_start"]]
             members["negative_ratio"] = members["negative_ratio"].map(pct)
             st.dataframe(members, hide_index=True, use_container_width=True)
             actions(view.url, str(row.id), str(row.status), who)

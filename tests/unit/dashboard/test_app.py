@@ -31,7 +31,7 @@ def app(view: str, **params: str) -> AppTest:
     return at.run()
 
 
-@pytest.mark.parametrize("view", ["Overview", "Alerts", "Incidents", "Explore", "Model", "Feedback"])
+@pytest.mark.parametrize("view", ["Overview", "Alerts", "Incidents", "Ticker", "Explore", "Model", "Feedback"])
 def test_every_view_renders(store_url: str, view: str) -> None:
     at = app(view)
     assert not at.exception, at.exception
@@ -55,13 +55,17 @@ def test_alert_lists_the_messages_behind_it(store_url: str) -> None:
     )
 
 
-def test_filters_change_what_is_shown(store_url: str) -> None:
-    everything = app("Explore").dataframe[0].value
+def test_filters_and_pages_change_what_is_shown(store_url: str) -> None:
+    pages = [app("Explore", page=str(n)).dataframe[0].value for n in (1, 2, 3, 4)]
     negative = app("Explore", sentiment="negative").dataframe[0].value
     searched = app("Explore", q="fraud").dataframe[0].value
     globex = app("Explore", ticker="GLOBEX").dataframe[0].value
-    assert len(everything) == 200
-    assert 16 < len(negative) < 200 and (negative["sentiment"] == "negative").all()
+    assert [len(page) for page in pages] == [50, 50, 50, 50], "200 messages, 50 a page"
+    assert len(set().union(*(set(page["id"]) for page in pages))) == 200, "pages do not overlap"
+    assert (
+        pages[0]["event_time"].is_monotonic_decreasing and pages[0]["event_time"].min() > pages[1]["event_time"].max()
+    )
+    assert len(negative) == 20 and (negative["sentiment"] == "negative").all()
     assert len(searched) == 16
     assert len(globex) > 0 and globex["tickers"].eq("GLOBEX").all()
 

@@ -1,0 +1,167 @@
+"""Reads behind the Overview's heatmaps, top movers and focused chart: the daemon's windows, bucketed in SQL.
+
+One query per dimension reads every key's windows in the range, summed into time columns ``bucket``
+seconds wide (``dashboard.timefmt.bucket_seconds``: one window per column wherever the range allows), on
+the index ``ix_windows_dim_start`` (dimension, window_start). The heatmap, the movers and the row order all
+come from that one frame; the latest closed window of each key is then looked up on the windows' unique
+key, one probe per key. Baselines and thresholds of a column are the mean over its closed windows,
+weighted by their messages.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import BigInteger, Integer, case, cast, func, literal_column, select, true, tuple_
+
+from dashboard.data import cached, engine_for, since
+from pipeline import tables as t
+
+GRID_COLUMNS = ["key", "bucket", "n", "n_negative", "sum_index", "sum_confidence", "base_n", "base_sum", "thr_sum"]
+GRID_COLUMNS += ["latest_closed"]
+SUMMED = ["sum_index", "sum_confidence", "base_sum", "thr_sum"]
+
+
+def bucket_of(column: Any, seconds: int, dialect: str) -> Any:
+    """The start of the ``seconds``-wide column a time falls in, as epoch seconds (UTC-aligned, integer maths)."""
+    step: Any = literal_column(str(int(seconds)))  # a literal, so SELECT and GROUP BY are the same expression
+    if dialect == "postgresql":
+        epoch = cast(func.extract("epoch", column), BigInteger)
+    else:
+        epoch = cast(func.strftime("%s", column), Integer)
+    return epoch.op("/")(step).op("*")(step)
+
+
+def _sums(w: Any) -> list[Any]:
+    closed = w.baseline.is_not(None)
+    return [
+        func.sum(w.n).label("n"),
+        func.sum(w.n_negative).label("n_negative"),
+        func.sum(w.sum_index).label("sum_index"),
+        func.sum(w.sum_confidence).label("sum_confidence"),
+        func.sum(case((closed, w.n), else_=0)).label("base_n"),
+        func.sum(case((closed, w.baseline * w.n), else_=0.0)).label("base_sum"),
+        func.sum(case((closed, case((w.threshold > 1.0, 1.0), else_=w.threshold) * w.n), else_=0.0)).label("thr_sum"),
+        func.max(case((closed, w.window_start))).label("latest_closed"),
+    ]
+
+
+def _ratios(frame: pd.DataFrame) -> pd.DataFrame:
+    n = frame["n"].where(frame["n"] > 0)
+    weight = frame["base_n"].where(frame["base_n"] > 0)
+    confidence = frame["sum_confidence"].where(frame["sum_confidence"] > 0)
+    return frame.assign(
+        negative_ratio=(frame["n_negative"] / n).astype(float),
+        baseline=(frame["base_sum"] / weight).astype(float),
+        threshold=(frame["thr_sum"] / weight).astype(float),
+        sentiment_index=(frame["sum_index"] / confidence).astype(float).clip(-1, 1),
+    )
+
+
+@cached
+def grid(url: str, dimension: str, range_name: str, bucket_s: int) -> pd.DataFrame:
+    """Per key and column: volume, negative ratio, sentiment index, mean baseline and threshold."""
+    start, w, engine = since(url, range_name), t.windows.c, engine_for(url)
+    bucket = bucket_of(w.window_start, bucket_s, engine.dialect.name).label("bucket")
+    query = (
+        select(w.key, bucket, *_sums(w))
+        .where(w.dimension == dimension, w.window_start >= start if start else true())
+        .group_by(w.key, bucket)
+    )
+    with engine.connect() as conn:
+        frame = pd.DataFrame(conn.execute(query).all(), columns=GRID_COLUMNS)
+    frame["bucket"] = pd.to_datetime(frame["bucket"].astype("int64"), unit="s", utc=True)
+    frame["bucket_end"] = frame["bucket"] + pd.Timedelta(seconds=bucket_s)
+    frame["latest_closed"] = pd.to_datetime(frame["latest_closed"], utc=True)
+    return _ratios(frame.astype({c: float for c in SUMMED}))
+
+
+def latest_pairs(frame: pd.DataFrame) -> tuple[tuple[str, Any], ...]:
+    """(key, start of its latest closed window) for every key of a ``grid`` frame that has one."""
+    newest = frame.dropna(subset=["latest_closed"]).groupby("key")["latest_closed"].max()
+    return tuple((str(k), v.to_pydatetime()) for k, v in newest.items())
+
+
+@cached
+def latest(url: str, dimension: str, pairs: tuple[tuple[str, Any], ...]) -> pd.DataFrame:
+    """Those latest closed windows (``latest_pairs``), read on the unique key: ratio, baseline, how far above."""
+    w = t.windows.c
+    rows: list[Any] = []
+    with engine_for(url).connect() as conn:
+        for i in range(0, len(pairs), 500):
+            rows += conn.execute(
+                select(w.key, w.window_start, w.n, w.n_negative, w.baseline, w.threshold).where(
+                    w.dimension == dimension, tuple_(w.key, w.window_start).in_(list(pairs[i : i + 500]))
+                )
+            ).all()
+    frame = pd.DataFrame(rows, columns=["key", "window_start", "n", "n_negative", "baseline", "threshold"])
+    frame["window_start"] = pd.to_datetime(frame["window_start"], utc=True)
+    ratio = (frame["n_negative"] / frame["n"].where(frame["n"] > 0)).astype(float)
+    return frame.assign(negative_ratio=ratio, above=ratio - frame["baseline"].astype(float))
+
+
+@cached
+def alert_cells(url: str, dimension: str, range_name: str) -> pd.DataFrame:
+    """The alerts of one dimension in the range: (key, window_start, severity, negative ratio, incident)."""
+    start, a = since(url, range_name), t.alerts.c
+    columns = ["key", "window_start", "severity", "negative_ratio", "incident_id"]
+    query = select(*[a[c] for c in columns]).where(
+        a.dimension == dimension, a.window_start >= start if start else true()
+    )
+    with engine_for(url).connect() as conn:
+        frame = pd.DataFrame(conn.execute(query).all(), columns=columns)
+    frame["window_start"] = pd.to_datetime(frame["window_start"], utc=True)
+    return frame
+
+
+@cached
+def focus(url: str, dimension: str, key: str, range_name: str, bucket_s: int) -> pd.DataFrame:
+    """One key over time, per column: what ``charts.ratio_timeline`` draws (ratio, baseline, threshold, volume)."""
+    start, w, engine = since(url, range_name), t.windows.c, engine_for(url)
+    bucket = bucket_of(w.window_start, bucket_s, engine.dialect.name).label("bucket")
+    query = (
+        select(w.key, bucket, *_sums(w), func.sum(w.n_unique).label("n_unique"))
+        .where(w.dimension == dimension, w.key == key, w.window_start >= start if start else true())
+        .group_by(w.key, bucket)
+        .order_by(bucket)
+    )
+    with engine.connect() as conn:
+        frame = pd.DataFrame(conn.execute(query).all(), columns=[*GRID_COLUMNS, "n_unique"])
+    frame["window_start"] = pd.to_datetime(frame["bucket"].astype("int64"), unit="s", utc=True)
+    return _ratios(frame.astype({c: float for c in SUMMED}))
+
+
+def order_rows(frame: pd.DataFrame, latest_rows: pd.DataFrame, first: list[str] | None = None) -> list[str]:
+    """Keys in heatmap order: ``first`` (the watchlist) on top, then by how far the latest closed window sits
+    above its baseline, highest first; keys without a closed window last, by volume."""
+    volume = frame.groupby("key")["n"].sum()
+    above = latest_rows.set_index("key")["above"].reindex(volume.index)
+    order = pd.DataFrame({"above": above, "n": volume}).sort_values(
+        ["above", "n"], ascending=[False, False], na_position="last", kind="stable"
+    )
+    keys = [str(k) for k in order.index]
+    pinned = [k for k in (first or []) if k in set(keys)]
+    return pinned + [k for k in keys if k not in set(pinned)]
+
+
+def movers(frame: pd.DataFrame, limit: int = 10) -> pd.DataFrame:
+    """Keys with the largest change of their negative ratio against their baseline over the range, each with
+    its columns' ratios (a sparkline) and volume."""
+    if frame.empty:
+        return pd.DataFrame(columns=["key", "negative_ratio", "baseline", "change", "trend", "n"])
+    sums = frame.groupby("key")[["n", "n_negative", "base_n", "base_sum"]].sum()
+    sums = sums[sums["base_n"] > 0]
+    out = pd.DataFrame(
+        {
+            "negative_ratio": sums["n_negative"] / sums["n"].where(sums["n"] > 0),
+            "baseline": sums["base_sum"] / sums["base_n"],
+            "n": sums["n"].astype(int),
+        }
+    )
+    out["change"] = out["negative_ratio"] - out["baseline"]
+    out = out.dropna(subset=["change"]).sort_values("change", ascending=False, kind="stable").head(limit)
+    ordered = frame.sort_values("bucket")
+    trend = ordered.groupby("key")["negative_ratio"].apply(lambda s: [round(float(x), 3) for x in s.fillna(0.0)])
+    out["trend"] = trend.reindex(out.index)
+    return out.reset_index()[["key", "negative_ratio", "baseline", "change", "trend", "n"]]

@@ -1,0 +1,103 @@
+"""Reads of one company's page: is the ticker known, its messages, its incidents, the sources and topics behind it.
+
+A ticker's messages come from ``message_tickers`` (one row per message and ticker, with that ticker's own
+label, on the index (ticker, event_time)) where the daemon has written rows for it; until then from the
+messages' ``tickers`` column (a LIKE match, and only the message's label).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import String, and_, case, cast, exists, func, null, or_, select, true
+
+from dashboard.data import INCIDENT_COLUMNS, MESSAGE_COLUMNS, cached, engine_for, messages_frame, since
+from pipeline import tables as t
+
+TICKER_MESSAGE_COLUMNS = [*MESSAGE_COLUMNS, "ticker_sentiment", "method"]
+
+
+@cached
+def known(url: str, ticker: str) -> bool:
+    """Whether any window or message the store keeps names ``ticker`` (probes on unique keys and indexes)."""
+    w, mt = t.windows.c, t.message_tickers.c
+    with engine_for(url).connect() as conn:
+        in_windows = select(exists().where(w.dimension == "ticker", w.key == ticker))
+        in_messages = select(exists().where(mt.ticker == ticker))
+        return bool(conn.execute(in_windows).scalar() or conn.execute(in_messages).scalar())
+
+
+@cached
+def has_own_labels(url: str, ticker: str) -> bool:
+    """Whether the daemon writes ``message_tickers`` rows for this ticker (else: the LIKE fallback)."""
+    mt = t.message_tickers.c
+    with engine_for(url).connect() as conn:
+        return bool(conn.execute(select(exists().where(mt.ticker == ticker))).scalar())
+
+
+def _ticker_messages(url: str, ticker: str, range_name: str) -> tuple[Any, list[Any], list[Any], Any]:
+    """FROM, extra columns, WHERE and order of the ticker's messages, by the indexed path when it is there."""
+    m, mt, start = t.messages.c, t.message_tickers.c, since(url, range_name)
+    if has_own_labels(url, ticker):
+        source = t.message_tickers.join(t.messages, t.messages.c.id == mt.message_id)
+        where = [mt.ticker == ticker, mt.event_time >= start if start else true()]
+        return source, [mt.sentiment, mt.method], where, mt.event_time.desc()
+    no_label = cast(null(), String(16))
+    where = [t.about("ticker", ticker), m.event_time >= start if start else true()]
+    return t.messages, [no_label, no_label], where, m.event_time.desc()
+
+
+@cached
+def messages(url: str, ticker: str, range_name: str, limit: int = 50, offset: int = 0) -> pd.DataFrame:
+    """The ticker's messages, newest first, each with its own label for this ticker (``ticker_sentiment``,
+    empty until the daemon writes it) and the message's label."""
+    source, extra, where, order = _ticker_messages(url, ticker, range_name)
+    m = t.messages.c
+    query = select(*[m[c] for c in MESSAGE_COLUMNS], *extra).select_from(source).where(and_(True, *where))
+    with engine_for(url).connect() as conn:
+        rows = conn.execute(query.order_by(order).limit(limit).offset(offset)).all()
+    frame = messages_frame([r[: len(MESSAGE_COLUMNS)] for r in rows])
+    frame["ticker_sentiment"] = [r[len(MESSAGE_COLUMNS)] for r in rows]
+    frame["method"] = [r[len(MESSAGE_COLUMNS) + 1] for r in rows]
+    return frame
+
+
+@cached
+def drivers(url: str, ticker: str, range_name: str, by: str) -> pd.DataFrame:
+    """The ticker's messages in the range per ``by`` (``source`` or ``topic_label``): how many, how many negative
+    (by the ticker's own label where there is one), most messages first."""
+    source, extra, where, _ = _ticker_messages(url, ticker, range_name)
+    m = t.messages.c
+    label = func.coalesce(extra[0], m.sentiment) if has_own_labels(url, ticker) else m.sentiment
+    group = func.coalesce(m[by], "(none)")
+    query = (
+        select(group, func.count(), func.sum(case((label == "negative", 1), else_=0)))
+        .select_from(source)
+        .where(and_(True, *where))
+        .group_by(group)
+        .order_by(func.count().desc())
+        .limit(20)
+    )
+    with engine_for(url).connect() as conn:
+        rows = conn.execute(query).all()
+    frame = pd.DataFrame(rows, columns=[by, "messages", "negative"])
+    frame["negative_share"] = (frame["negative"] / frame["messages"].where(frame["messages"] > 0)).astype(float)
+    return frame
+
+
+@cached
+def incidents(url: str, ticker: str, range_name: str) -> pd.DataFrame:
+    """Incidents rooted at the ticker or holding one of its alerts, open first, newest first."""
+    start, i, a = since(url, range_name), t.incidents.c, t.alerts.c
+    member = select(a.incident_id).where(a.dimension == "ticker", a.key == ticker, a.incident_id.is_not(None))
+    query = select(*[i[c] for c in INCIDENT_COLUMNS]).where(
+        or_(and_(i.root_dimension == "ticker", i.root_key == ticker), i.id.in_(member)),
+        i.window_start >= start if start else true(),
+    )
+    rank = case({"open": 0, "acknowledged": 1, "resolved": 2}, value=i.status, else_=3)
+    with engine_for(url).connect() as conn:
+        rows = conn.execute(query.order_by(rank, i.window_start.desc()).limit(50)).all()
+    frame = pd.DataFrame(rows, columns=list(INCIDENT_COLUMNS))
+    frame["window_start"] = pd.to_datetime(frame["window_start"], utc=True)
+    return frame

@@ -6,10 +6,9 @@ where the CPU has it) and kept on disk, and only the top layers and the two head
 Batches are length-bucketed, the token limit comes from the data's own lengths, and a checkpoint
 after every evaluation lets an interrupted run resume where it stopped (the layer cache too).
 
-Outputs in ``output_dir``: ``best/`` (the trained top layers and heads, with the base model's
-path), ``soft_labels.npz`` (the teacher's logits of both heads for every training and dev row,
-keyed by ``row_key``, which the student reads), ``teacher.json`` (dev and test figures, sizes,
-wall time), ``train_log.jsonl``.
+Outputs in ``output_dir``: ``best/`` (top layers and heads, the base model's path), ``soft_labels.npz``
+(logits of both heads for every training and dev row by ``row_key``, which the student reads),
+``teacher.json`` (dev figures, sizes, wall time), ``train_log.jsonl``.
 
     python -m models.teacher --base-model DIR --data-dir DATA -o runs/teacher   # ~1 h on 2 cores
     python -m models.teacher ... --device cuda                                 # minutes on a GPU
@@ -385,7 +384,14 @@ def parse_args(argv: Sequence[str]) -> TeacherConfig:
 
 def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    cfg = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["evaluate"]:  # python -m models.teacher evaluate RUN_DIR/best [--data-dir DIR]
+        from models.teacher_eval import evaluate_teacher
+
+        data_dir = argv[argv.index("--data-dir") + 1] if "--data-dir" in argv else None
+        print(json.dumps(evaluate_teacher(argv[1], data_dir), indent=2))
+        return
+    cfg = parse_args(argv)
     summary = train_teacher(cfg)
     print(f"best dev score {summary['best']['score']:.4f} at step {summary['best']['step']}")
 

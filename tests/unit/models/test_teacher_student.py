@@ -16,6 +16,7 @@ from models.distill import StudentConfig, load_soft_labels, train_student  # noq
 from models.export import export_checkpoint  # noqa: E402
 from models.inference import OnnxModel  # noqa: E402
 from models.teacher import LayerCache, TeacherConfig, TopStack, load_encoder, row_key, train_teacher  # noqa: E402
+from models.teacher_eval import evaluate_teacher  # noqa: E402
 from models.tokenization import encode, load_tokenizer, pad_batch  # noqa: E402
 from pipeline.scorer import OnnxScorer  # noqa: E402
 from tests.fixtures.tiny_data import write_data_dir, write_domain_sets, write_tiny_bert  # noqa: E402
@@ -72,6 +73,9 @@ def test_teacher_resumes_and_writes_soft_labels_for_every_row(tiny: dict[str, Pa
         assert saved["sentiment"].shape[1] == 3 and saved["topic"].shape[1] == 20
     assert {row_key(r) for r in corpus.train} <= keys, "both heads' soft labels for every training row"
     assert {"tfns", "stockemotions", "targets"} <= set(second["best"]["dev"])
+    figures = evaluate_teacher(out / "best", str(tiny["data"]))
+    assert {"tfns", "tfnt", "sentfin", "stockemotions", "joined"} <= set(figures)
+    assert json.loads((out / "best" / "teacher.json").read_text())["test"]["tfns"]["n"] == figures["tfns"]["n"]
 
 
 def test_student_distils_exports_and_scores_each_company(tiny: dict[str, Path]) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 from models.benchmark import batch_dependence, describe_cpu, throughput
 from models.card import card_path, read_card
 from models.data import load_test_sets
-from models.evaluate import evaluate_model
+from models.evaluate import DOMAIN_SETS, evaluate_domains, evaluate_model
 from models.inference import OnnxModel
 
 THROUGHPUT_TEXTS = 2000  # per test set, as in the toolchain notes
@@ -30,7 +30,7 @@ def describe_artifact(model: OnnxModel) -> dict[str, Any]:
     """Layers and quantisation scheme, read from the card."""
     card = model.card
     config = card.training.get("config", {})
-    layers = config.get("layers") or 6  # every backbone so far is the 6-layer MiniLM
+    layers = config.get("layers") or card.training.get("encoder_layers") or 6  # v1/v2: the 6-layer MiniLM
     if card.precision != "int8":
         scheme = card.precision
     elif "int8_activation_scales" in card.export:
@@ -58,6 +58,10 @@ def compare(
             for variant in ("test", "test_dedup"):
                 r = results[task][variant]
                 row[f"{task}_{variant}"] = {"accuracy": r["accuracy"], "macro_f1": r["macro_f1"], "n": r["n"]}
+        row["domains"] = {
+            name: {k: r[k] for k in ("n", "sentiment_accuracy", "sentiment_macro_f1")}
+            for name, r in evaluate_domains(model, data_dir).items()
+        }
         row["batch_dependence"] = batch_dependence(model, [r.text for r in splits.test["sentiment"]]).as_dict()
         row["model_alone_texts_per_s"] = speed[name]
         rows.append(row)
@@ -77,27 +81,68 @@ def compare(
     }
 
 
+DOMAIN_COLUMNS = {
+    "sentfin": "headlines",
+    "finentity": "paragraphs",
+    "stockemotions": "forum pos/neg",
+    "targets": "per company",
+    "targets_mixed": "per company, mixed",
+    "joined": "per company, joined",
+}
+
+
 def markdown_table(table: dict[str, Any]) -> str:
+    """One row per model: tweets (acc / macro-F1), each other kind of text (accuracy), speed, batching."""
+    domains = [d for d in DOMAIN_SETS if any(d in row.get("domains", {}) for row in table["rows"])]
     lines = [
-        "| model | layers | quantisation | TFNS acc / macro-F1 | TFNS dedup | TFNT acc / macro-F1 | TFNT dedup "
-        "| model-alone texts/s | end-to-end texts/s | labels changed by batching |",
-        "| --- | ---: | --- | --- | --- | --- | --- | ---: | ---: | ---: |",
+        "| model | layers | quantisation | TFNS acc / macro-F1 | TFNS dedup | TFNT acc / macro-F1 | TFNT dedup | "
+        + "".join(f"{DOMAIN_COLUMNS[d]} | " for d in domains)
+        + "model-alone texts/s | end-to-end texts/s | labels changed by batching |",
+        "| --- | ---: | --- | --- | --- | --- | --- | " + "---: | " * len(domains) + "---: | ---: | ---: |",
     ]
     for row in table["rows"]:
 
         def pair(key: str, row: dict[str, Any] = row) -> str:
-            return f"{row[key]['accuracy']:.4f} / {row[key]['macro_f1']:.4f}"
+            return f"{row[key]['accuracy']:.4f} / {row[key]['macro_f1']:.4f}" if key in row else "—"
 
-        dependence = row["batch_dependence"]
+        def domain(name: str, row: dict[str, Any] = row) -> str:
+            found = row.get("domains", {}).get(name)
+            return f"{found['sentiment_accuracy']:.4f}" if found else "—"
+
+        dependence = row.get("batch_dependence")
+        changed = f"{dependence['changed_labels']} of {dependence['texts']}" if dependence else "—"
         end_to_end = row.get("end_to_end_texts_per_s")
+        speed = row.get("model_alone_texts_per_s")
         lines.append(
             f"| {row['version']} | {row['layers']} | {row['quantisation']} | {pair('sentiment_test')} "
-            f"| {pair('sentiment_test_dedup')} | {pair('topic_test')} | {pair('topic_test_dedup')} "
-            f"| {row['model_alone_texts_per_s']:.0f} ({row['speed_vs_first']:.2f}×) "
-            f"| {f'{end_to_end:.0f}' if end_to_end else 'not measured'} "
-            f"| {dependence['changed_labels']} of {dependence['texts']} |"
+            f"| {pair('sentiment_test_dedup')} | {pair('topic_test')} | {pair('topic_test_dedup')} | "
+            + "".join(f"{domain(d)} | " for d in domains)
+            + (f"{speed:.0f} ({row['speed_vs_first']:.2f}×) " if speed else "— ")
+            + f"| {f'{end_to_end:.0f}' if end_to_end else 'not measured'} "
+            f"| {changed} |"
         )
     return "\n".join(lines)
+
+
+def teacher_row(folder: str | Path) -> dict[str, Any]:
+    """A row for a teacher checkpoint (PyTorch, not an artifact): its test figures from ``teacher.json``."""
+    meta = json.loads((Path(folder) / "teacher.json").read_text())
+    test = meta["test"]
+
+    def task(name: str, head: str) -> dict[str, Any]:
+        r = test[name]
+        return {"accuracy": r[f"{head}_accuracy"], "macro_f1": r[f"{head}_macro_f1"], "n": r["n"]}
+
+    return {
+        "version": f"teacher: {Path(meta['base_model']).name}, top {12 - meta['cache_layers']} layers tuned",
+        "layers": 12,
+        "quantisation": "fp32 weights, bf16 compute (PyTorch)",
+        "sentiment_test": task("tfns", "sentiment"),
+        "sentiment_test_dedup": task("tfns_dedup", "sentiment"),
+        "topic_test": task("tfnt", "topic"),
+        "topic_test_dedup": task("tfnt_dedup", "topic"),
+        "domains": {n: test[n] for n in DOMAIN_SETS if n in test},
+    }
 
 
 def attach_end_to_end(table: dict[str, Any], reports: Sequence[str]) -> None:
@@ -127,15 +172,18 @@ def training_runs(named_dirs: Sequence[str]) -> list[dict[str, Any]]:
     runs = []
     for pair in named_dirs:
         name, _, folder = pair.partition("=")
-        summary = json.loads((Path(folder) / "summary.json").read_text())
+        path = Path(folder) / "summary.json"
+        summary = json.loads((path if path.is_file() else Path(folder) / "teacher.json").read_text())
         runs.append(
             {
                 "name": name,
                 "command": summary["command"],
                 "wall_time_s": summary["wall_time_s"],
-                "epochs_run": summary["epochs_run"],
+                "epochs_run": summary.get("epochs_run", summary.get("steps")),
                 "best_dev_score": summary["best"]["score"],
                 "best_step": summary["best"]["step"],
+                "trainable_parameters": summary.get("trainable_parameters"),
+                "epoch_seconds": summary.get("epoch_seconds"),
             }
         )
     return runs
@@ -162,10 +210,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--bench", action="append", default=[], help="VERSION=JSON of a 'finsent bench -o' report (repeatable)"
     )
     parser.add_argument(
+        "--teacher",
+        action="append",
+        default=[],
+        help="a teacher's best/ folder with test figures (a row without speed)",
+    )
+    parser.add_argument(
         "--run", action="append", default=[], help="NAME=RUN_DIR of a training run behind --record-in (repeatable)"
     )
     args = parser.parse_args(argv)
     table = compare(args.artifacts, args.data_dir, args.threads, args.repeats)
+    table["rows"] += [teacher_row(folder) for folder in args.teacher]
     attach_end_to_end(table, args.bench)
     if args.output:
         Path(args.output).write_text(json.dumps(table, indent=2))

@@ -174,6 +174,7 @@ def train_student(cfg: StudentConfig, corpus: Corpus | None = None) -> dict[str,
         "extra_data": {"files": [Path(p).name for p in cfg.extra_data], **corpus.splits.extra_counts},
         "command": "python -m models.distill " + " ".join(sys.argv[1:]),
         "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "encoder_layers": model.encoder.config.num_hidden_layers,
     }
     meta["config"]["max_length"] = max_length
     log_path = out / "train_log.jsonl"

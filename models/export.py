@@ -310,6 +310,7 @@ def export_checkpoint(
             "recipe",
             "corpus",
             "trainable_parameters",
+            "encoder_layers",
             "epoch_seconds",
         )
     }

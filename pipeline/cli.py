@@ -22,6 +22,7 @@ from pipeline.logs import configure_logging
 # subcommand -> module whose Typer ``app`` defines it (imported on first use)
 MOUNTED: dict[str, str] = {
     "train": "models.cli",
+    "teacher": "models.cli",
     "export": "models.cli",
     "evaluate": "models.cli",
     "broker": "pipeline.tooling.cli",

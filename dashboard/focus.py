@@ -45,11 +45,10 @@ def chart(view: View, dimension: str, key: str, context: dict[str, Any]) -> bool
     formats = (context["axis"], context["tip"])
     title = f"{key}: negative ratio per {context['width']} (band: baseline to spike threshold)"
     left, right = st.columns([3, 2])
-    left.altair_chart(charts.ratio_timeline(frame, alerts, title, keyed, formats), width="stretch")
-    right.altair_chart(
-        charts.index_timeline(frame, f"{key}: sentiment index", formats).properties(height=130), width="stretch"
-    )
-    right.altair_chart(charts.volume_bars(frame, f"{key}: messages", formats).properties(height=110), width="stretch")
+    left.altair_chart(charts.ratio_timeline(frame, alerts, title, keyed, formats), width="stretch", height=330)
+    index = charts.index_timeline(frame, f"{key}: sentiment index", formats)
+    right.altair_chart(index, width="stretch", height=160)  # heights here: a layered chart's own collapses
+    right.altair_chart(charts.volume_bars(frame, f"{key}: messages", formats), width="stretch", height=150)
     return True
 
 

@@ -47,13 +47,13 @@ def the_open_incident(store: Engine) -> str:
 
 
 def wait_for_overview_marks(browser: WebDriver, dashboard: Dashboard, label: str) -> None:
-    """Open the Overview and wait until both timelines draw ``label``: the ticker chart (the incident's
-    root, ACME) and the topic chart (its member alert on "Stock Movement")."""
+    """Open the Overview and wait until its three heatmaps draw ``label`` on their time axis: tickers (the
+    incident's root, ACME), topics (its member alert on "Stock Movement") and sources (on "wire")."""
     browser.get(f"{dashboard.url}/?view=Overview&range=all")
     wait_until(
-        lambda: chart_texts(browser).count(label) == 2,
+        lambda: chart_texts(browser).count(label) == 3,
         60,
-        f"both Overview timelines to mark the incident as {label!r}",
+        f"the three Overview heatmaps to mark the incident as {label!r}",
     )
 
 

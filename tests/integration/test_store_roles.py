@@ -187,6 +187,18 @@ def test_dashboard_role_keeps_watchlists_and_nothing_more_of_them(reader: Engine
     assert_denied(reader, "ALTER TABLE watchlists ADD COLUMN note text")
 
 
+def test_the_dashboards_own_code_keeps_a_watchlist_as_its_role(deployed: Roles) -> None:
+    from dashboard import data, watchlist
+
+    try:
+        saved = watchlist.save(deployed.reader_url, "ana@example.com", ["nvda", "AAPL", "not a ticker", "$TSLA"])
+        assert saved == ["NVDA", "AAPL", "TSLA"]
+        assert watchlist.remove(deployed.reader_url, "ana@example.com", "NVDA") == ["AAPL", "TSLA"]
+        assert watchlist.tickers(deployed.reader_url, "ana@example.com") == ["AAPL", "TSLA"]
+    finally:
+        data.engine_for(deployed.reader_url).dispose()
+
+
 # One row of each table the daemon owns, and one change to it: the dashboard's role may do neither.
 DAEMON_TABLES = {
     "windows": (

@@ -26,11 +26,63 @@ def _fp32(card: dict[str, Any]) -> str:
     return f"sentiment {ref['sentiment']['accuracy']:.4f}, topic {ref['topic']['accuracy']:.4f} (int8 must stay within 1 point)"
 
 
-def _backbone(cfg: dict[str, Any]) -> str:
-    layers = cfg.get("layers")
+def _backbone(cfg: dict[str, Any], training: dict[str, Any] | None = None) -> str:
+    training = training or {}
+    base = str(training.get("base_model") or cfg.get("base_model") or "")
+    layers = cfg.get("layers") or training.get("encoder_layers")
+    if "L3" in base or "l3" in base.lower():
+        return f"paraphrase-MiniLM-L3-v2 ({layers or 3} layers × 384)"
     if layers and layers < 6:
         return f"lowest {layers} of the 6 layers of all-MiniLM-L6-v2"
     return "all-MiniLM-L6-v2 (22M parameters)"
+
+
+def _targets(card: dict[str, Any]) -> str:
+    if card.get("targets"):
+        return "yes: the pair 'company [SEP] text' gives that company's own sentiment on the sentiment output"
+    return "no: every company of a message gets the message's label"
+
+
+def _domains(metrics: dict[str, Any]) -> str:
+    domains = metrics.get("domains")
+    if not domains:
+        return ""
+    from models.corpus import SET_TITLES
+
+    lines = [
+        "Other kinds of text (test parts split off by a fixed hash of the text, never tuned on):",
+        "",
+        "| set | what | n | accuracy | macro-F1 | read as |",
+        "| --- | --- | ---: | ---: | ---: | --- |",
+    ]
+    for name, r in domains.items():
+        lines.append(
+            f"| {name} | {SET_TITLES.get(name, '')} | {r['n']} | {r.get('sentiment_accuracy', float('nan')):.4f} "
+            f"| {r.get('sentiment_macro_f1', float('nan')):.4f} | {r.get('read_as', 'message')} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _data(card: dict[str, Any], sizes: dict[str, Any]) -> str:
+    corpus = card.get("training", {}).get("corpus")
+    if not corpus:
+        return (
+            "Twitter Financial News Sentiment and Topic data sets (MIT licence). The official `valid` files are\n"
+            "the test sets; the dev set for early stopping is a stratified, seeded 10% of `train`.\n"
+            f"Training rows: {sizes.get('train', {})}; dev rows: {sizes.get('dev', {})}."
+        )
+    by_domain = ", ".join(f"{k} {v}" for k, v in corpus.get("train_by_domain", {}).items())
+    return (
+        "Twitter Financial News Sentiment and Topic (MIT; the official `valid` files are the test sets, dev is a "
+        "stratified seeded 10% of `train`), SEntFiN 1.1 headlines with a label per entity, FinEntity news "
+        "paragraphs with entity spans, StockEmotions StockTwits posts (bullish / bearish; the neutral output is "
+        "masked for them). The last three are read from the data folder and never redistributed; each is split by "
+        "a fixed hash of its normalised text (70 / 10 / 20), StockEmotions by its own files. Company-target rows "
+        '("target [SEP] text") teach the sentiment head what a text means for one company; two-company texts '
+        "are joined from one-company texts of the training parts; every epoch half the company-naming rows have "
+        "their companies swapped for others from the S&P 500 / Nasdaq-100 list.\n\n"
+        f"Training rows ({corpus.get('train_rows')}): {by_domain}. Dev rows: {corpus.get('dev_rows')}."
+    )
 
 
 def _precision(card: dict[str, Any], export: dict[str, Any]) -> str:
@@ -71,10 +123,15 @@ def _runs(training: dict[str, Any]) -> str:
     runs = training.get("runs", [])
     if not runs:
         return ""
-    lines = ["| run | command | wall time | best dev score |", "| --- | --- | ---: | ---: |"]
+    lines = [
+        "| run | command | wall time | best dev score | trainable parameters |",
+        "| --- | --- | ---: | ---: | ---: |",
+    ]
     for r in runs:
+        params = f"{r['trainable_parameters']:,}" if r.get("trainable_parameters") else "—"
         lines.append(
-            f"| {r['name']} | `{r['command']}` | {r['wall_time_s'] / 60:.0f} min | {r['best_dev_score']:.4f} |"
+            f"| {r['name']} | `{r['command']}` | {r['wall_time_s'] / 60:.0f} min | {r['best_dev_score']:.4f} "
+            f"| {params} |"
         )
     return "Every training run behind this artifact (2 shared CPU cores):\n\n" + "\n".join(lines) + "\n"
 
@@ -115,7 +172,8 @@ texts — headlines, tweets, comments — from one {card.get("precision", "int8"
 
 | | |
 | --- | --- |
-| backbone | {_backbone(cfg)}, mean pooling, two linear heads, trained jointly |
+| backbone | {_backbone(cfg, training)}, mean pooling, two linear heads, trained jointly |
+| per-company sentiment | {_targets(card)} |
 | inputs | `input_ids`, `attention_mask` (dynamic batch and sequence), max {card["max_length"]} tokens, links stripped |
 | outputs | `{card["outputs"]["sentiment"]}` [batch, 3], `{card["outputs"]["topic"]}` [batch, 20] (softmax in the graph) |
 | precision | {_precision(card, export)} |
@@ -127,9 +185,7 @@ texts — headlines, tweets, comments — from one {card.get("precision", "int8"
 
 ## Data
 
-Twitter Financial News Sentiment and Topic data sets (MIT licence). The official `valid` files are
-the test sets; the dev set for early stopping is a stratified, seeded 10% of `train`.
-Training rows: {sizes.get("train", {})}; dev rows: {sizes.get("dev", {})}.
+{_data(card, sizes)}
 `test_dedup` leaves out test texts that also occur in train after lower-casing and removing links
 ({overlap.get("sentiment", {}).get("overlap_with_train", "?")} sentiment and {overlap.get("topic", {}).get("overlap_with_train", "?")} topic test rows;
 {overlap.get("topic", {}).get("overlap_distinct_texts", "?")} distinct topic texts).
@@ -140,6 +196,7 @@ Evaluated on {card.get("metrics", {}).get("evaluated_on", "an unrecorded CPU")}.
 
 {_metrics_table(card.get("metrics", {}))}
 
+{_domains(card.get("metrics", {}))}
 ## Configurations tried
 
 {_tradeoffs(card.get("metrics", {}))}

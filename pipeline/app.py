@@ -145,6 +145,7 @@ def run_daemon(settings: Settings, *, registry: CollectorRegistry | None = None)
                 log.info("stopped before the store was reachable")
                 return
             raise
+        daemon.store.claim_group(settings.group_id)  # a second group on these tables stops here, before Kafka
         sink, source = connect(settings)
         stack.callback(sink.close)
         stack.callback(source.close)

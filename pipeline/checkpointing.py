@@ -186,6 +186,8 @@ class CheckpointProtocol:
 
     def build_checkpoint(self, now: int, held: dict[tuple[str, int], int] | None = None) -> Checkpoint:
         deltas, story_windows, messages = self.pending.totals()
+        if self.src is not None:  # every record read was handled: the consumer's positions step over markers
+            self.partitions.skip_to({tp: self.src.position(tp) for tp in self.partitions.owned})
         return Checkpoint(
             group_id=self.settings.group_id,
             offsets=self.partitions.positions(held),
@@ -196,6 +198,7 @@ class CheckpointProtocol:
             story_windows=story_windows,
             progress=self.partitions.progress(now, held),
             partitions=self.src.input_partitions() if self.src is not None else None,
+            epochs=self.partitions.epochs(),
         )
 
     def isolate_unstorable(self, error: RecordError) -> bool:

@@ -24,11 +24,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from kafka import TopicPartition
 from sqlalchemy.exc import SQLAlchemyError
 
+from pipeline.assignment import AssignmentProtocol
 from pipeline.batching import checkpoint_due
-from pipeline.checkpointing import CheckpointProtocol
 from pipeline.config import Settings
 from pipeline.metrics import PipelineMetrics
 from pipeline.novelty import NoveltyFilter
@@ -60,7 +59,7 @@ BACKPRESSURE_WAIT_S = 1.0  # one wait for a worker while a full batch is waiting
 RETRY_MAX_S = 10.0  # longest wait between two attempts to reach the store at start-up or on assignment
 
 
-class Daemon(CheckpointProtocol):
+class Daemon(AssignmentProtocol):
     """Wired by ``pipeline.app``; ``start(sink, source)`` then ``run()``, which blocks until ``stop()``."""
 
     def __init__(
@@ -85,7 +84,9 @@ class Daemon(CheckpointProtocol):
         self.watchlist = frozenset(settings.watchlist)
         self.output_limit = max_output_bytes(settings)
         self.pending = Pending()
-        self.partitions = OwnedPartitions(settings.idle_partition_s * 1000, self._caught_up)
+        self.partitions = OwnedPartitions(
+            settings.idle_partition_s * 1000, settings.idle_claim_ttl_ms, self.caught_up_at
+        )
         self.worker = ScoringWorker(settings.resolved_scoring_workers)
         self.watermark: int | None = None  # the global watermark as of our last commit
         self.sink: KafkaSink | None = None
@@ -136,6 +137,7 @@ class Daemon(CheckpointProtocol):
         self.scorer.score(["warm-up: the model answers"])
         self.model_ok = True
         self.with_store_retry("create the schema", self.store.create_schema)
+        self.with_store_retry("claim the store", lambda: self.store.claim_group(self.settings.group_id))
         self.watermark = self.with_store_retry(
             "load the watermark", lambda: self.store.watermark(self.settings.group_id)
         )
@@ -206,7 +208,7 @@ class Daemon(CheckpointProtocol):
         if tp not in self.partitions:  # a record of a partition we no longer own (rebalance race)
             return
         now = self.now_ms()
-        self.partitions.read(tp, record.offset, now)
+        self.partitions.read(tp, record.offset)
         self.pending.records += 1
         parsed = parse_record(
             record.value,
@@ -298,7 +300,9 @@ class Daemon(CheckpointProtocol):
     def account(self, event: Event, value: bytes | None, score: Score, scored_at_ms: int) -> None:
         """Publish the scored event, keep its drill-down row, and count it in its windows (on time or late)."""
         sink = self.connected()[0]
-        self.partitions.saw_event((event.origin.topic, event.origin.partition), event.event_time_ms)
+        self.partitions.saw_event(
+            (event.origin.topic, event.origin.partition), event.event_time_ms, scored_at_ms, self.watermark
+        )
         start = window_start(event.event_time_ms, self.settings.window_size_ms)
         late = is_window_closed(start, self.settings.window_size_ms, self.settings.grace_ms, self.watermark)
         repeat = self.novelty.is_repeat(event.text, event.event_time_ms)
@@ -336,48 +340,10 @@ class Daemon(CheckpointProtocol):
         self.metrics.scored.labels(sentiment=score.sentiment, topic_label=score.topic).inc()
         self.metrics.event_latency.observe(max(0.0, (scored_at_ms - event.event_time_ms) / 1000))
 
-    def seek_to_stored(self, partitions: list[TopicPartition]) -> None:
-        src = self.connected()[1]
-        stored = self.with_store_retry(
-            "load offsets",
-            lambda: self.store.load_progress(self.settings.group_id, [(tp.topic, tp.partition) for tp in partitions]),
-        )
-        now = self.now_ms()
-        for tp in partitions:
-            next_offset, event_ms = stored[(tp.topic, tp.partition)]
-            src.seek(tp, next_offset)
-            self.partitions.assign((tp.topic, tp.partition), next_offset, event_ms, now)
-
-    # ---- rebalancing (called from inside poll) ---------------------------------------------------
-    def on_revoked(self, partitions: list[TopicPartition]) -> None:
-        if partitions and (self.pending.records or self.pending.batch):
-            try:
-                self.checkpoint(drain=True)
-            except (DeliveryError, FencedError, RecordError, SQLAlchemyError) as exc:
-                log.warning("could not commit before giving up partitions (%s); they will be re-read", exc)
-        self.drop_pending()
-        self.partitions.revoke((tp.topic, tp.partition) for tp in partitions)
-        self.metrics.forget_partitions((tp.topic, tp.partition) for tp in partitions)
-        self.metrics.assigned_partitions.set(len(self.partitions))
-        log.info("partitions revoked: %s", ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "none")
-
-    def on_assigned(self, partitions: list[TopicPartition]) -> None:
-        self.seek_to_stored(partitions)
-        self.metrics.assigned_partitions.set(len(self.partitions))
-        expected = self.partitions.expected()
-        log.info(
-            "partitions assigned: %s",
-            ", ".join(f"{tp.topic}[{tp.partition}]@{expected[(tp.topic, tp.partition)]}" for tp in partitions)
-            or "none",
-        )
-
     def connected(self) -> tuple[KafkaSink, KafkaSource]:
         if self.sink is None or self.src is None:
             raise RuntimeError("the daemon is not connected to Kafka: call start() first")
         return self.sink, self.src
-
-    def _caught_up(self, tp: TP, position: int) -> bool:
-        return self.src is not None and self.src.caught_up(tp, position)
 
     def with_store_retry(self, what: str, fn: Callable[[], Any]) -> Any:
         """``fn()``, retried with back-off while the store is unreachable (a stop request ends the wait)."""

@@ -1,12 +1,19 @@
-"""The input partitions this daemon owns: read position, what the store holds, and event-time progress."""
+"""The input partitions this daemon owns: read position, what the store holds, owner epoch, and progress.
+
+Idleness is a state carried with the partition (``pipeline.progress``): the quiet spell a partition
+is in comes from the store on assignment and goes back to what the store holds on a rewind, so
+neither a restart, a rebalance nor a rewind starts it again; only a record that moves the
+partition's progress on does.
+"""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from pipeline.windows import PartitionProgress
+from pipeline.ownership import StoredPartition
+from pipeline.progress import PartitionProgress, is_idle, moves_on
 
 TP = tuple[str, int]
 
@@ -15,16 +22,20 @@ TP = tuple[str, int]
 class Owned:
     position: int  # next offset to read
     expected: int | None  # the store's next offset as we last saw it (None: never committed)
-    event_ms: int | None  # newest event time of the records handled (scored or dead-lettered)
-    stored_event_ms: int | None  # newest event time as the store holds it
-    last_record_ms: int  # wall clock of the last record, or of the assignment
+    epoch: int | None  # our owner epoch (``pipeline.ownership``): the store fences our writes on it
+    event_ms: int | None  # newest event time that moved the partition on
+    quiet_since_ms: int  # wall clock of the record that last moved it on (or of a first assignment)
+    stored_event_ms: int | None  # ... as the store holds them
+    stored_quiet_since_ms: int
 
 
 class OwnedPartitions:
-    """Per-partition state; ``caught_up(tp, position)`` says whether a partition has read its log end."""
+    """Per-partition state; ``caught_up(tp)`` is the wall-clock time (ms) of the fetch response that last
+    showed the partition read to its log end, or ``None``."""
 
-    def __init__(self, idle_ms: int, caught_up: Callable[[TP, int], bool]) -> None:
+    def __init__(self, idle_ms: int, claim_ttl_ms: int, caught_up: Callable[[TP], int | None]) -> None:
         self.idle_ms = idle_ms
+        self.claim_ttl_ms = claim_ttl_ms
         self.caught_up = caught_up
         self.owned: dict[TP, Owned] = {}
 
@@ -37,25 +48,43 @@ class OwnedPartitions:
     def __len__(self) -> int:
         return len(self.owned)
 
-    def assign(self, tp: TP, next_offset: int | None, event_ms: int | None, now_ms: int) -> None:
-        self.owned[tp] = Owned(next_offset or 0, next_offset, event_ms, event_ms, now_ms)
+    def assign(self, tp: TP, stored: StoredPartition, now_ms: int) -> None:
+        """Take a partition over as the store holds it; its quiet spell goes on from the stored one."""
+        quiet = stored.quiet_since_ms if stored.quiet_since_ms is not None else now_ms
+        offset = stored.next_offset
+        self.owned[tp] = Owned(offset or 0, offset, stored.epoch, stored.event_ms, quiet, stored.event_ms, quiet)
+
+    def restore(self, tp: TP, stored: StoredPartition, now_ms: int) -> None:
+        """Back to what the store holds (a rewind), keeping our epoch: if another member took the partition
+        meanwhile, our writes stay fenced until the group tells us."""
+        epoch = self.owned[tp].epoch if tp in self.owned else stored.epoch
+        self.assign(tp, StoredPartition(stored.next_offset, stored.event_ms, stored.quiet_since_ms, epoch), now_ms)
 
     def revoke(self, tps: Iterable[TP]) -> None:
         for tp in tps:
             with contextlib.suppress(KeyError):
                 del self.owned[tp]
 
-    def read(self, tp: TP, offset: int, now_ms: int) -> None:
+    def read(self, tp: TP, offset: int) -> None:
         """A record at ``offset`` was read (valid or not)."""
-        state = self.owned[tp]
-        state.position = offset + 1
-        state.last_record_ms = now_ms
+        self.owned[tp].position = offset + 1
 
-    def saw_event(self, tp: TP, event_ms: int) -> None:
-        """A record of ``tp`` with this event time was scored and counted (records are handled in order)."""
+    def skip_to(self, positions: Mapping[TP, int | None]) -> None:
+        """The consumer's positions: past transaction markers and records the broker no longer holds."""
+        for tp, position in positions.items():
+            state = self.owned.get(tp)
+            if state is not None and position is not None and position > state.position:
+                state.position = position
+
+    def saw_event(self, tp: TP, event_ms: int, now_ms: int, watermark_ms: int | None) -> None:
+        """A record of ``tp`` with this event time was scored and counted (records are handled in order).
+
+        Only a record past both the partition's newest event time and the group's watermark moves it on
+        and ends its quiet spell; a late or duplicate one changes nothing."""
         state = self.owned.get(tp)
-        if state is not None and (state.event_ms is None or event_ms > state.event_ms):
+        if state is not None and moves_on(event_ms, state.event_ms, watermark_ms):
             state.event_ms = event_ms
+            state.quiet_since_ms = now_ms
 
     def positions(self, held: dict[TP, int] | None = None) -> dict[TP, int]:
         """The next offset to commit per partition: the read position, or the oldest record still
@@ -66,16 +95,25 @@ class OwnedPartitions:
     def expected(self) -> dict[TP, int | None]:
         return {tp: s.expected for tp, s in self.owned.items()}
 
+    def epochs(self) -> dict[TP, int]:
+        return {tp: s.epoch for tp, s in self.owned.items() if s.epoch is not None}
+
     def progress(self, now_ms: int, held: dict[TP, int] | None = None) -> dict[TP, PartitionProgress]:
-        """Newest event time handled (never past the wall clock), and an idle claim when caught up and
-        quiet with nothing waiting for the model."""
+        """Newest event time (never past the wall clock) and quiet spell of each partition, with an idle
+        claim where it is caught up, quiet for ``idle_ms`` and nothing of it waits for the model."""
         out = {}
         for tp, s in self.owned.items():
-            idle = (
-                now_ms - s.last_record_ms >= self.idle_ms and self.caught_up(tp, s.position) and tp not in (held or {})
+            caught_up = self.caught_up(tp)
+            idle = is_idle(
+                s.quiet_since_ms,
+                caught_up,
+                now_ms,
+                idle_ms=self.idle_ms,
+                claim_ttl_ms=self.claim_ttl_ms,
+                waiting=tp in (held or {}),
             )
             newest = None if s.event_ms is None else min(s.event_ms, now_ms)
-            out[tp] = PartitionProgress(newest, s.last_record_ms if idle else None)
+            out[tp] = PartitionProgress(newest, s.quiet_since_ms, caught_up if idle else None)
         return out
 
     def committed(self, offsets: dict[TP, int], progress: dict[TP, PartitionProgress]) -> None:
@@ -85,9 +123,12 @@ class OwnedPartitions:
         for tp, p in progress.items():
             if tp in self.owned:
                 self.owned[tp].stored_event_ms = p.event_ms
+                if p.quiet_since_ms is not None:
+                    self.owned[tp].stored_quiet_since_ms = p.quiet_since_ms
 
     def rewind(self) -> None:
         """Back to what the store holds (without seeking: for a daemon that is stopping)."""
         for s in self.owned.values():
             s.position = s.expected or 0
             s.event_ms = s.stored_event_ms
+            s.quiet_since_ms = s.stored_quiet_since_ms

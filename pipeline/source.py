@@ -3,11 +3,18 @@
 Offsets in the store are the source of truth: on assignment each partition is
 sought to its stored next offset (or the beginning when there is none). Kafka
 offsets are committed too, after the store, for standard lag tooling.
+
+"Caught up" is measured where Kafka puts it: the consumer's position (which steps over
+transaction markers and records retention deleted) against the high-water mark of a fetch
+response. Each response's high-water mark is taken, with the time, after every poll and
+cleared in the consumer, so a partition whose fetches stop answering (a frozen member, a
+leader it cannot reach) has no fresh evidence of being caught up, however its old mark reads.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -60,6 +67,8 @@ class KafkaSource:
     def __init__(self, settings: Settings, consumer: KafkaConsumer | None = None) -> None:
         self.topics = list(settings.input_topics)
         self.consumer = consumer or KafkaConsumer(**consumer_options(settings))
+        self.highwater: dict[tuple[str, int], tuple[int, int]] = {}  # (high-water mark, seen no earlier than: ms)
+        self.observed_since_ms = wall_ms()
 
     def subscribe(self, on_assigned: Assigned, on_revoked: Revoked) -> None:
         """Join the group; the callbacks run inside ``poll`` when partitions move."""
@@ -68,7 +77,39 @@ class KafkaSource:
     def poll(self, timeout_ms: int, max_records: int) -> list[Any]:
         """Records from every assigned partition, in offset order per partition."""
         batches = self.consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+        self.observe_highwater()
         return [record for records in batches.values() for record in records]
+
+    def observe_highwater(self) -> None:
+        """Take the high-water marks fetch responses reported since the last call, and clear them.
+
+        kafka-python keeps only the last mark a fetch response carried, with no time; clearing it
+        (its own partition state, read by nothing but ``highwater()`` and lag sensors) makes the next
+        response's mark a fresh observation, made after the previous call.
+        """
+        now = wall_ms()
+        try:
+            states = dict(self.consumer._subscription.assignment)
+        except AttributeError:  # another client library: no observation, so no partition is ever claimed idle
+            states = {}
+        for tp, state in states.items():
+            high = getattr(state, "highwater", None)
+            if high is not None:
+                self.highwater[(tp.topic, tp.partition)] = (high, self.observed_since_ms)
+                state.highwater = None
+        self.observed_since_ms = now
+
+    def forget(self, partitions: Iterable[tuple[str, int]]) -> None:
+        """Drop what was observed of partitions that move: a new owner observes them afresh."""
+        for tp in partitions:
+            self.highwater.pop(tp, None)
+
+    def position(self, tp: tuple[str, int]) -> int | None:
+        """The consumer's next offset for ``tp`` (past transaction markers), ``None`` when unknown."""
+        try:
+            return self.consumer.position(TopicPartition(*tp), timeout_ms=0)
+        except Exception:  # not assigned any more (a rebalance in flight), or no position yet
+            return None
 
     def seek(self, tp: TopicPartition, next_offset: int | None) -> None:
         if next_offset is None:
@@ -89,19 +130,17 @@ class KafkaSource:
             out.update((topic, p) for p in partitions)
         return frozenset(out)
 
-    def caught_up(self, tp: tuple[str, int], next_offset: int) -> bool:
-        """Read up to the log end as the last fetch reported it, and not paused (a paused one is never idle).
-
-        Uses the fetch responses' high-water mark, never ``end_offsets()`` (wrong on some brokers).
-        """
-        partition = TopicPartition(*tp)
-        if partition in self.consumer.paused():
-            return False
-        try:
-            high = self.consumer.highwater(partition)
-        except Exception:  # not assigned any more (a rebalance in flight)
-            return False
-        return high is not None and next_offset >= high
+    def caught_up_at(self, tp: tuple[str, int]) -> int | None:
+        """When (wall clock, ms) a fetch response last showed ``tp`` read to its log end; ``None`` when the
+        latest response showed records still to read, none came, or the partition is paused."""
+        if TopicPartition(*tp) in self.consumer.paused():
+            return None
+        seen = self.highwater.get(tp)
+        position = self.position(tp)
+        if seen is None or position is None:
+            return None
+        high, at = seen
+        return at if position >= high else None
 
     def pause(self) -> None:
         self.consumer.pause(*self.consumer.assignment())
@@ -125,10 +164,14 @@ class KafkaSource:
 
     def lag(self, positions: dict[tuple[str, int], int]) -> Iterable[tuple[tuple[str, int], int]]:
         """(partition, high-water mark minus next offset) for partitions whose high-water mark is known."""
-        for (topic, partition), next_offset in positions.items():
-            high = self.consumer.highwater(TopicPartition(topic, partition))
-            if high is not None:
-                yield (topic, partition), max(0, high - next_offset)
+        for tp, next_offset in positions.items():
+            seen = self.highwater.get(tp)
+            if seen is not None:
+                yield tp, max(0, seen[0] - next_offset)
 
     def close(self) -> None:
         self.consumer.close(autocommit=False)
+
+
+def wall_ms() -> int:
+    return int(time.time() * 1000)

@@ -3,11 +3,12 @@
 SQLite by default (WAL, so readers never block the writer), PostgreSQL by URL, one
 code path (SQLAlchemy Core). ``commit_checkpoint`` is the exactly-once step: in ONE
 transaction it locks the group's progress row (so a group's checkpoints never
-interleave), writes the fenced offsets with each partition's event-time progress, adds
-the window deltas (moving to the late columns whatever the watermark already closed),
-stores messages and story hashes, computes the global watermark from the stored
-progress of every input partition, closes the windows it passed (one statement),
-raises their alerts and groups them into incidents. A daemon whose partitions were taken over cannot commit stale work.
+interleave), checks the owner epochs and writes the fenced offsets with each partition's
+event-time progress (``pipeline.ownership``), adds the window deltas (moving to the late
+columns whatever the watermark already closed), stores messages and story hashes, computes
+the global watermark from the stored progress of every input partition (``pipeline.progress``),
+closes the windows it passed (one statement), raises their alerts and groups them into
+incidents. A daemon whose partitions were taken over cannot commit stale work.
 """
 
 from __future__ import annotations
@@ -22,21 +23,20 @@ from sqlalchemy import and_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError, StatementError
 
+from pipeline import ownership
 from pipeline import tables as t
 from pipeline.alerts import AlertRecord, ClosedWindow, SpikeDetector
 from pipeline.closing import Closed, close_windows
 from pipeline.engine import create_store_engine
 from pipeline.incidents import Incident
+from pipeline.ownership import FencedError, StoredPartition
+from pipeline.progress import PartitionProgress, global_watermark, wanted_partitions
 from pipeline.spikes import SpikeRule
-from pipeline.windows import COUNT_FIELDS, Counts, Partition, PartitionProgress, WindowKey, global_watermark
+from pipeline.windows import COUNT_FIELDS, Counts, Partition, WindowKey
 
 log = logging.getLogger(__name__)
 
 TopicPartition = Partition
-
-
-class FencedError(RuntimeError):
-    """Another daemon committed offsets for one of our partitions: our pending work is stale."""
 
 
 class RecordError(RuntimeError):
@@ -64,7 +64,8 @@ class Checkpoint:
     stories: dict[str, int] = field(default_factory=dict)  # hash -> first seen (ms)
     story_windows: dict[str, list[WindowKey]] = field(default_factory=dict)  # where each counted as unique
     progress: dict[TopicPartition, PartitionProgress] = field(default_factory=dict)  # of partitions in offsets
-    partitions: frozenset[TopicPartition] | None = None  # every input partition; None: close nothing
+    partitions: frozenset[TopicPartition] | None = None  # the input partitions we see; None: close nothing
+    epochs: dict[TopicPartition, int] = field(default_factory=dict)  # owner epochs we hold: fenced on them
 
 
 @dataclass
@@ -125,20 +126,36 @@ class Store:
 
     # ---- start-up reads -------------------------------------------------------------
     def load_offsets(self, group_id: str, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int | None]:
-        return {tp: offset for tp, (offset, _) in self.load_progress(group_id, partitions).items()}
+        return {tp: p.next_offset for tp, p in self.load_partitions(group_id, partitions).items()}
 
-    def load_progress(
+    def load_partitions(
         self, group_id: str, partitions: Iterable[TopicPartition]
-    ) -> dict[TopicPartition, tuple[int | None, int | None]]:
-        """(next offset, event-time progress) per partition; ``(None, None)`` for one never committed."""
-        wanted = set(partitions)
-        o = t.offsets.c
+    ) -> dict[TopicPartition, StoredPartition]:
+        """Offset, progress and owner epoch per partition, as stored (for a rewind: no epoch changes)."""
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(o.topic, o.partition, o.next_offset, o.event_ms).where(o.group_id == group_id)
-            ).all()
-        stored = {(r.topic, r.partition): (r.next_offset, r.event_ms) for r in rows}
-        return {tp: stored.get(tp, (None, None)) for tp in wanted}
+            return ownership.load(conn, group_id, partitions)
+
+    def assign_partitions(
+        self, group_id: str, partitions: Iterable[TopicPartition], now: datetime | None = None
+    ) -> dict[TopicPartition, StoredPartition]:
+        """Take partitions over: raise their owner epochs (fencing their previous owner) and read them back."""
+        now = now or datetime.now(UTC)
+        wanted = list(partitions)
+        with self.engine.begin() as conn:
+            self._lock_progress(conn, group_id, now)
+            ownership.assign(conn, group_id, wanted, now)
+            return ownership.load(conn, group_id, wanted)
+
+    def claim_group(self, group_id: str) -> None:
+        """Refuse (``ownership.GroupConflictError``) to serve a second consumer group from the same tables."""
+        with self.engine.begin() as conn:
+            ownership.claim_group(conn, group_id, datetime.now(UTC))
+
+    def retire_topic(self, group_id: str, topic: str) -> int:
+        """Windows stop waiting for an input topic no daemon of the group reads any more."""
+        with self.engine.begin() as conn:
+            self._lock_progress(conn, group_id, datetime.now(UTC))
+            return ownership.retire_topic(conn, group_id, topic)
 
     def watermark(self, group_id: str) -> int | None:
         """The group's global watermark as last committed (every window it closed is closed)."""
@@ -169,32 +186,12 @@ class Store:
         try:
             with self.engine.begin() as conn:
                 mark = self._lock_progress(conn, cp.group_id, now)
-                self._write_offsets(conn, cp, now)
+                ownership.check_epochs(conn, cp.group_id, cp.epochs)
+                ownership.write_offsets(conn, cp.group_id, cp.offsets, cp.expected, cp.progress, now)
                 deltas, moved = self._move_late(self._claim_stories(conn, cp), mark)
                 self._add_deltas(conn, deltas, mark)
                 self._insert_messages(conn, cp.messages)
-                if cp.partitions is not None:
-                    reached = global_watermark(
-                        self._stored_progress(conn, cp.group_id), cp.partitions, t.to_ms(now), self.claim_ttl_ms
-                    )
-                    if reached is not None and (mark is None or reached > mark):
-                        mark = reached
-                        conn.execute(
-                            update(t.progress).where(t.progress.c.group_id == cp.group_id).values(watermark_ms=mark)
-                        )
-                closed = (
-                    close_windows(
-                        conn,
-                        mark,
-                        now,
-                        window_size_ms=self.window_size_ms,
-                        grace_ms=self.grace_ms,
-                        detector=self.detector,
-                        incident_span_windows=self.incident_span_windows,
-                    )
-                    if mark is not None
-                    else Closed()
-                )
+                mark, closed = self._close(conn, cp, mark, now)
         except (FencedError, OperationalError):
             raise
         except Exception as exc:
@@ -202,6 +199,29 @@ class Store:
                 raise RecordError(f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}") from exc
             raise
         return CommitResult(closed.alerts, closed.closed, mark, moved, closed.incidents)
+
+    def _close(self, conn: Connection, cp: Checkpoint, mark: int | None, now: datetime) -> tuple[int | None, Closed]:
+        """Move the group's watermark on from the stored progress of every input partition, close the windows
+        it passed, judge them."""
+        if cp.partitions is not None:
+            stored = ownership.stored_progress(conn, cp.group_id)
+            registered = ownership.register_partitions(conn, cp.group_id, cp.partitions)
+            wanted = wanted_partitions(registered, stored, cp.partitions)
+            reached = global_watermark(stored, wanted, t.to_ms(now), self.claim_ttl_ms)
+            if reached is not None and (mark is None or reached > mark):
+                mark = reached
+                conn.execute(update(t.progress).where(t.progress.c.group_id == cp.group_id).values(watermark_ms=mark))
+        if mark is None:
+            return mark, Closed()
+        return mark, close_windows(
+            conn,
+            mark,
+            now,
+            window_size_ms=self.window_size_ms,
+            grace_ms=self.grace_ms,
+            detector=self.detector,
+            incident_span_windows=self.incident_span_windows,
+        )
 
     def _lock_progress(self, conn: Connection, group_id: str, now: datetime) -> int | None:
         """Lock the group's progress row (creating it the first time) and return its watermark."""
@@ -215,45 +235,6 @@ class Store:
             )
             row = conn.execute(lock).first()
         return None if row is None else row.watermark_ms
-
-    def _write_offsets(self, conn: Connection, cp: Checkpoint, now: datetime) -> None:
-        o = t.offsets.c
-        for (topic, partition), next_offset in sorted(cp.offsets.items()):
-            expected = cp.expected.get((topic, partition))
-            progress = cp.progress.get((topic, partition))
-            if expected == next_offset and progress is None:
-                continue
-            values: dict[str, Any] = {"next_offset": next_offset, "updated_at": now}
-            if progress is not None:
-                values.update(event_ms=progress.event_ms, quiet_since_ms=progress.quiet_since_ms)
-            if expected is None:
-                stmt = t.insert_for(conn, t.offsets).on_conflict_do_nothing().returning(o.partition)
-                result = conn.execute(stmt, {"group_id": cp.group_id, "topic": topic, "partition": partition, **values})
-            else:
-                result = conn.execute(
-                    update(t.offsets)
-                    .where(
-                        o.group_id == cp.group_id,
-                        o.topic == topic,
-                        o.partition == partition,
-                        o.next_offset == expected,
-                    )
-                    .values(**values)
-                    .returning(o.partition)
-                )
-            if len(result.all()) != 1:  # rowcount is unreliable for INSERT … ON CONFLICT on some drivers
-                raise FencedError(
-                    f"{topic}[{partition}] was committed by another consumer (expected next offset {expected})"
-                )
-
-    def _stored_progress(self, conn: Connection, group_id: str) -> dict[TopicPartition, PartitionProgress]:
-        o = t.offsets.c
-        rows = conn.execute(
-            select(o.topic, o.partition, o.event_ms, o.quiet_since_ms, o.updated_at).where(o.group_id == group_id)
-        )
-        return {
-            (r.topic, r.partition): PartitionProgress(r.event_ms, r.quiet_since_ms, t.to_ms(r.updated_at)) for r in rows
-        }
 
     def _claim_stories(self, conn: Connection, cp: Checkpoint) -> dict[WindowKey, Counts]:
         """Record new stories; one another daemon recorded first is a repeat after all: un-count it as unique."""

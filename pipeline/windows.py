@@ -1,17 +1,9 @@
-"""Event-time tumbling windows: pure arithmetic, the count aggregate, and global progress.
+"""Event-time tumbling windows: pure arithmetic and the count aggregate.
 
-Window progress is global. Each input partition's progress is the newest event time
-read from it (never past the wall clock), stored beside its offset. The global
-watermark is the oldest progress over EVERY partition of the input topics — owned by
-this daemon or not — so a restart, a rebalance, a second daemon, a paused or an
-unassigned partition can never close a window early. A partition stops holding the
-watermark back only while its owner claims it idle (caught up with its log end and
-quiet) and keeps renewing that claim; an idle partition's progress then moves on with
-the wall clock from its newest event time (never past the wall clock itself), so
-windows close on a quiet stream too — a live one and a replay of old data alike.
-
-A window closes once the watermark reaches its end plus the grace period. An event for
-a closed window is late: it is counted in the window's ``n_late``, never in ``n``.
+Window progress is global: the watermark is the oldest progress over every partition of the
+input topics (``pipeline.progress``). A window closes once the watermark reaches its end plus the
+grace period. An event for a closed window is late: it is counted in the window's ``n_late``, never
+in ``n``.
 
 The sentiment index of a window is the confidence-weighted mean of ``p_positive - p_negative``
 over its on-time messages, in [-1, 1]: each message weighs its confidence, the largest of its
@@ -21,7 +13,7 @@ three probabilities (``p_neutral = 1 - p_negative - p_positive``). A window keep
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -47,50 +39,6 @@ def is_window_closed(start_ms: int, size_ms: int, grace_ms: int, watermark_ms: i
 def last_closed_start(size_ms: int, grace_ms: int, watermark_ms: int) -> int:
     """The newest window start that ``watermark_ms`` closes (windows at or before it are closed)."""
     return window_start(watermark_ms - size_ms - grace_ms, size_ms)
-
-
-@dataclass(frozen=True)
-class PartitionProgress:
-    """What one partition's owner stored: newest event time read and, while it claims the partition
-    idle, since when the partition has been quiet (wall clock); ``renewed_ms`` is when it last wrote."""
-
-    event_ms: int | None
-    quiet_since_ms: int | None = None
-    renewed_ms: int | None = None
-
-    def at(self, now_ms: int, claim_ttl_ms: int) -> int | None:
-        """Where this partition holds the watermark at ``now_ms``; ``None`` holds every window open."""
-        fresh = self.renewed_ms is None or 0 <= now_ms - self.renewed_ms <= claim_ttl_ms
-        if self.quiet_since_ms is not None and fresh:
-            if self.event_ms is None:
-                return now_ms  # caught up and never had an event: nothing to wait for
-            return min(now_ms, self.event_ms + max(0, now_ms - self.quiet_since_ms))
-        return None if self.event_ms is None else min(self.event_ms, now_ms)
-
-
-def global_watermark(
-    stored: Mapping[Partition, PartitionProgress],
-    partitions: Iterable[Partition],
-    now_ms: int,
-    claim_ttl_ms: int,
-) -> int | None:
-    """The oldest progress over every partition in ``partitions``; ``None`` holds every window open.
-
-    A partition with nothing stored holds the watermark back (nobody has read it yet); one whose
-    owner claims it idle (renewed within ``claim_ttl_ms``) counts at its newest event time plus
-    the time it has been quiet; any other counts at its newest event time. No partition counts
-    past ``now_ms``.
-    """
-    mark: int | None = None
-    seen = False
-    for tp in partitions:
-        seen = True
-        p = stored.get(tp)
-        value = None if p is None else p.at(now_ms, claim_ttl_ms)
-        if value is None:
-            return None
-        mark = value if mark is None else min(mark, value)
-    return mark if seen else None
 
 
 def dimension_keys(topic: str, tickers: Iterable[str], source: str | None) -> Iterator[tuple[Dimension, str]]:

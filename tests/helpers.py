@@ -228,3 +228,27 @@ def count(store: Any, table: str, *conditions: Any) -> int:
     with store.engine.connect() as conn:
         query = select(func.count()).select_from(tables.metadata.tables[table]).where(and_(True, *conditions))
         return int(conn.execute(query).scalar_one())
+
+
+def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
+    """A topic with exactly ``partitions`` partitions (the broker would auto-create four)."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
+    finally:
+        admin.close()
+
+
+def produce_to(bootstrap: str, topic: str, partition: int, values: Iterable[bytes]) -> None:
+    """Send ``values`` to one partition, in order."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")
+    for value in values:
+        producer.send(topic, value=value, partition=partition)
+    producer.flush(timeout=30)
+    producer.close(timeout=5)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)

@@ -14,9 +14,10 @@ from sqlalchemy import create_engine, select, text, update
 from pipeline import tables as t
 from pipeline.alerts import SpikeDetector
 from pipeline.incidents import incident_id
+from pipeline.progress import PartitionProgress
 from pipeline.spikes import SpikeRule, alert_id
 from pipeline.store import Checkpoint, CommitResult, Store
-from pipeline.windows import Counts, PartitionProgress, WindowKey, dimension_keys, sentiment_index
+from pipeline.windows import Counts, WindowKey, dimension_keys, sentiment_index
 
 pytestmark = pytest.mark.integration
 MIN = 60_000

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from pipeline.alerts import SpikeDetector
+from pipeline.progress import PartitionProgress
 from pipeline.spikes import SpikeRule, alert_id
 from pipeline.store import Checkpoint, FencedError, RecordError, Store
-from pipeline.windows import Counts, PartitionProgress
+from pipeline.windows import Counts
 from tests.helpers import window_totals
 
 pytestmark = pytest.mark.integration
@@ -136,23 +137,29 @@ def test_counts_for_a_closed_window_are_late_never_lost(store: Store) -> None:
     assert (row["n"], row["n_negative"], row["n_late"], row["n_late_negative"]) == (5, 0, 2, 1)
 
 
-def test_an_idle_claim_moves_progress_on_with_the_wall_clock_only_while_renewed(store: Store) -> None:
+def test_an_idle_claim_moves_progress_on_with_the_wall_clock_only_on_fresh_evidence(store: Store) -> None:
     now = datetime(2026, 1, 1, 12, tzinfo=UTC)
     now_ms = int(now.timestamp() * 1000)
     base = now_ms - 10 * MIN
     earlier = now - timedelta(seconds=60)
-    idle_p1 = Checkpoint("g", {P1: 0}, {P1: None}, progress={P1: PartitionProgress(None, now_ms - 80_000)})
+    caught_up_then = now_ms - 60_000 - 100  # a fetch response just before the claim was written, 60 s ago
+    idle_p1 = Checkpoint(
+        "g", {P1: 0}, {P1: None}, progress={P1: PartitionProgress(None, now_ms - 80_000, caught_up_then)}
+    )
     assert store.commit_checkpoint(dataclasses.replace(idle_p1, partitions=BOTH), now=earlier).watermark_ms is None
     busy_p0 = Checkpoint(
         "g", {P0: 5}, {P0: None}, deltas=one(5, 0, window_start(base)), progress={P0: PartitionProgress(base + 1000)}
     )
     result = store.commit_checkpoint(dataclasses.replace(busy_p0, partitions=BOTH), now=now)
-    assert result.watermark_ms is None, "partition 1's idle claim was not renewed for 60 s: it holds back"
+    assert result.watermark_ms is None, "partition 1's claim rests on a fetch response 60 s old: it holds back"
     both_idle = Checkpoint(
         "g",
         {P0: 5, P1: 0},
         {P0: 5, P1: 0},
-        progress={P0: PartitionProgress(base + 1000, now_ms - 5 * MIN), P1: PartitionProgress(None, now_ms - 80_000)},
+        progress={
+            P0: PartitionProgress(base + 1000, now_ms - 5 * MIN, now_ms - 100),
+            P1: PartitionProgress(None, now_ms - 80_000, now_ms - 100),
+        },
         partitions=BOTH,
     )
     result = store.commit_checkpoint(both_idle, now=now)

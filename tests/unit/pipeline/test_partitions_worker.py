@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Sequence
 
+from pipeline.ownership import StoredPartition
 from pipeline.partitions import OwnedPartitions
 from pipeline.scorer import Score
 from pipeline.scoring import ScoringWorker
@@ -15,17 +16,17 @@ from tests.helpers import Deadline
 A, B = ("news", 0), ("news", 1)
 
 
-def owned(caught_up: bool = True) -> OwnedPartitions:
-    parts = OwnedPartitions(idle_ms=1000, caught_up=lambda tp, position: caught_up)
-    parts.assign(A, 10, None, now_ms=0)
-    parts.assign(B, 20, 5_000, now_ms=0)
+def owned(caught_up: int | None = 0) -> OwnedPartitions:
+    parts = OwnedPartitions(idle_ms=1000, claim_ttl_ms=60_000, caught_up=lambda tp: caught_up)
+    parts.assign(A, StoredPartition(10, None), now_ms=0)
+    parts.assign(B, StoredPartition(20, 5_000), now_ms=0)
     return parts
 
 
 def test_offsets_stop_at_the_oldest_unscored_record() -> None:
     parts = owned()
     for offset in range(10, 15):
-        parts.read(A, offset, now_ms=100)
+        parts.read(A, offset)
     assert parts.positions() == {A: 15, B: 20}
     assert parts.positions({A: 12}) == {A: 12, B: 20}
     assert parts.positions({A: 99}) == {A: 15, B: 20}, "never past what was read"
@@ -33,20 +34,20 @@ def test_offsets_stop_at_the_oldest_unscored_record() -> None:
 
 def test_progress_counts_handled_events_only_and_a_holding_partition_is_never_idle() -> None:
     parts = owned()
-    parts.saw_event(A, 7_000)
-    parts.saw_event(A, 6_000)  # event times are not monotonic: the newest counts
-    parts.saw_event(("gone", 3), 9_000)  # a partition taken away meanwhile: ignored
+    parts.saw_event(A, 7_000, 0, None)
+    parts.saw_event(A, 6_000, 0, None)  # event times are not monotonic: the newest counts
+    parts.saw_event(("gone", 3), 9_000, 0, None)  # a partition taken away meanwhile: ignored
     quiet = parts.progress(now_ms=10_000)
-    assert quiet[A].event_ms == 7_000 and quiet[A].quiet_since_ms == 0
+    assert quiet[A].event_ms == 7_000 and quiet[A].caught_up_ms == 0
     assert quiet[B].event_ms == 5_000
     holding = parts.progress(now_ms=10_000, held={A: 12})
-    assert holding[A].quiet_since_ms is None, "records wait for the model: not idle"
-    assert holding[B].quiet_since_ms == 0
+    assert holding[A].caught_up_ms is None, "records wait for the model: not idle"
+    assert holding[B].caught_up_ms == 0
 
 
 def test_progress_never_passes_the_wall_clock() -> None:
     parts = owned()
-    parts.saw_event(A, 90_000)
+    parts.saw_event(A, 90_000, 0, None)
     assert parts.progress(now_ms=50_000)[A].event_ms == 50_000
 
 

@@ -9,17 +9,13 @@ from hypothesis import strategies as st
 from pipeline.windows import (
     COUNT_FIELDS,
     Counts,
-    PartitionProgress,
     dimension_keys,
-    global_watermark,
     is_window_closed,
     sentiment_index,
     window_start,
 )
 
 MIN = 60_000
-TTL = 5_000
-P0, P1, P2 = ("t", 0), ("t", 1), ("t", 2)
 
 
 @pytest.mark.parametrize(
@@ -43,62 +39,6 @@ def test_window_start(ts: int, size: int, expected: int) -> None:
 )
 def test_is_window_closed(start: int, grace: int, mark: int | None, closed: bool) -> None:
     assert is_window_closed(start, MIN, grace, mark) is closed
-
-
-NOW = 1_000_000_000
-FRESH = NOW - 1_000  # an idle claim renewed a second ago
-STALE = NOW - TTL - 1
-
-
-def idle(event_ms: int | None, quiet_since: int, renewed: int = FRESH) -> PartitionProgress:
-    return PartitionProgress(event_ms, quiet_since, renewed)
-
-
-@pytest.mark.parametrize(
-    ("stored", "expected", "why"),
-    [
-        ({}, None, "nothing stored: nobody has read any partition yet"),
-        ({P0: PartitionProgress(5_000), P1: PartitionProgress(9_000)}, None, "partition 2 never committed holds back"),
-        (
-            {P0: PartitionProgress(5_000), P1: PartitionProgress(9_000), P2: PartitionProgress(7_000)},
-            5_000,
-            "the slowest partition decides, owned by us or not",
-        ),
-        (
-            {P0: idle(5_000, NOW - 10_000), P1: PartitionProgress(90_000), P2: PartitionProgress(70_000)},
-            15_000,
-            "an idle partition moves on with the wall clock from its newest event",
-        ),
-        (
-            {P0: idle(5_000, NOW - 900_000, STALE), P1: PartitionProgress(9_000), P2: PartitionProgress(7_000)},
-            5_000,
-            "an idle claim its owner stopped renewing is not trusted (dead, stuck or paused owner)",
-        ),
-        (
-            {P0: PartitionProgress(None), P1: PartitionProgress(9_000), P2: PartitionProgress(7_000)},
-            None,
-            "a partition committed without any event time and not idle holds back",
-        ),
-        (
-            {P0: idle(None, NOW - 20_000), P1: idle(None, NOW), P2: idle(NOW - 1_000, NOW - 1_000)},
-            NOW,
-            "all caught up and quiet on a live stream: windows close on the wall clock",
-        ),
-        (
-            {P0: PartitionProgress(NOW + 72_000_000), P1: PartitionProgress(NOW + 500), P2: idle(None, NOW)},
-            NOW,
-            "no event time moves progress past the wall clock",
-        ),
-    ],
-)
-def test_global_watermark(stored: dict, expected: int | None, why: str) -> None:  # type: ignore[type-arg]
-    assert global_watermark(stored, [P0, P1, P2], NOW, TTL) == expected, why
-
-
-def test_global_watermark_ignores_partitions_that_are_not_inputs() -> None:
-    stored = {P0: PartitionProgress(5_000), ("old-topic", 0): PartitionProgress(1)}
-    assert global_watermark(stored, [P0], NOW, TTL) == 5_000
-    assert global_watermark(stored, [], NOW, TTL) is None, "no input partitions known: close nothing"
 
 
 def test_dimension_keys() -> None:

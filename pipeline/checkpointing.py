@@ -25,7 +25,7 @@ from pipeline.outbox import AlertOutbox
 from pipeline.partitions import OwnedPartitions
 from pipeline.pending import Accounted, Pending
 from pipeline.scoring import Scored, ScoringWorker
-from pipeline.sinks import DeliveryError, KafkaSink
+from pipeline.sinks import DeadLetter, DeliveryError, KafkaSink, RecordFailure
 from pipeline.source import KafkaSource
 from pipeline.store import Checkpoint, CommitResult, FencedError, RecordError, Store
 
@@ -102,18 +102,31 @@ class CheckpointProtocol:
             self.rewind()
         return False
 
-    def deliver(self) -> None:
-        """Flush the producer; a record the producer or broker refuses is dead-lettered, and we flush again."""
+    def deliver(self) -> list[RecordFailure]:
+        """Flush the producer. A scored record the producer or broker refuses is dead-lettered instead; a dead
+        letter refused is sent again as a short copy, and one refused even so fails the delivery
+        (``DeliveryError``): no offset moves past a record that went nowhere. Returns the refused alerts."""
         if self.sink is None:
             raise RuntimeError("no sink: the daemon was not started")
+        refused: list[RecordFailure] = []
         failures = self.sink.flush()
         while failures:
             for failure in failures:
-                if isinstance(failure.tag, Accounted):
-                    self.drop(failure.tag, failure.error)
+                tag = failure.tag
+                if isinstance(tag, Accounted):
+                    self.drop(tag, failure.error)
+                elif isinstance(tag, DeadLetter):
+                    o = tag.rejected.origin
+                    where = f"{o.topic}[{o.partition}] offset={o.offset}"
+                    if tag.last_resort:
+                        raise DeliveryError(f"the dead letter of {where} was refused even as a short copy")
+                    log.error("the dead letter of %s was refused (%s): sending a short copy", where, failure.describe())
+                    self.sink.dead_letter(tag.rejected, last_resort=True)
                 else:
-                    log.error("a dead letter or alert could not be produced: %s", failure.describe())
+                    log.error("an alert could not be produced: %s", failure.describe())
+                    refused.append(failure)
             failures = self.sink.flush()
+        return refused
 
     def checkpoint(self, force: bool = False, drain: bool = False) -> CommitResult | None:
         """Commit, in this order:

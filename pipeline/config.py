@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     # some Kafka-protocol brokers (Tansu) hold every fetch this long, which then adds to each event's latency
     fetch_max_wait_ms: int = Field(50, ge=0, le=500)
     max_message_bytes: int = Field(1 << 20, ge=1024)
+    # the largest record the output topics take (the brokers' or topics' max.message.bytes, headers included):
+    # outputs are sized against it, and a dead letter that would not fit is sent truncated (pipeline.sinks)
+    broker_max_message_bytes: int = Field(1_048_588, ge=4096, le=2**31 - 1)
 
     # store
     store_url: SecretStr = SecretStr("sqlite:///finsent.db")

@@ -38,7 +38,7 @@ from pipeline.schema import Event, Origin, Reason, Rejected, parse_record
 from pipeline.scored import ScoredMessage, iso_ms
 from pipeline.scorer import Score, Scorer, score_with_targets
 from pipeline.scoring import Scored, ScoringWorker
-from pipeline.sinks import DeliveryError, KafkaSink, encode_json, max_output_bytes
+from pipeline.sinks import DeliveryError, KafkaSink, encode_json, record_bytes
 from pipeline.source import KafkaSource
 from pipeline.store import FencedError, RecordError, Store
 from pipeline.targets import batch_targets
@@ -82,7 +82,6 @@ class Daemon(AssignmentProtocol):
         self.clock = clock
         self.novelty = NoveltyFilter(settings.novelty_horizon_s * 1000, max_stories=settings.novelty_max_stories)
         self.watchlist = frozenset(settings.watchlist)
-        self.output_limit = max_output_bytes(settings)
         self.pending = Pending()
         self.partitions = OwnedPartitions(
             settings.idle_partition_s * 1000, settings.idle_claim_ttl_ms, self.caught_up_at
@@ -199,6 +198,8 @@ class Daemon(AssignmentProtocol):
             windows_due=bool(self.partitions) and now - self.last_commit_ms >= self.settings.progress_interval_ms,
         ):
             self.try_checkpoint()
+        elif not self.partitions and not self.pending.records and self.outbox is not None:
+            self.outbox.publish()  # a member without partitions drains stranded alerts too (nothing else in flight)
         self.upkeep.tick(self, now)
 
     def handle(self, record: Any) -> None:
@@ -309,10 +310,11 @@ class Daemon(AssignmentProtocol):
         first_sighting = None if repeat else self.novelty.last_hash
         message = ScoredMessage(event, score, self.scorer.version, scored_at_ms, repeat, late)
         payload = encode_json(message.payload())
-        if len(payload) > self.output_limit:
+        if not sink.fits(event.id.encode("utf-8"), payload):
             if first_sighting is not None:
                 self.novelty.forget(first_sighting)
-            detail = f"the scored event would be {len(payload)} bytes (limit {self.output_limit})"
+            size = record_bytes(event.id.encode("utf-8"), payload)
+            detail = f"the scored event would be a record of {size} bytes (the output topics take {sink.limit})"
             self.reject(event, value, "too_large", detail)
             return
         accounted = Accounted(

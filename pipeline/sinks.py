@@ -6,6 +6,13 @@ per record, so the daemon can dead-letter that record and go on; any other failu
 (broker unreachable, timeouts) is a ``DeliveryError``, and the caller redoes the work
 from its last checkpoint. A failed send is never forgotten by a later flush: only
 ``forget`` (the caller dropping the work) clears it.
+
+Outputs are sized against the output topics' limit (``broker_max_message_bytes``, Kafka's
+max.message.bytes, default 1,048,588), key, headers and record framing included, the way
+the producer and the broker count them; the producer's ``max_request_size`` is that limit.
+A dead letter that would not fit carries the first bytes of the original and a header
+saying how long it was; one the broker refuses anyway is sent again as a short copy, and
+if even that is refused the flush fails, so no offset moves past a record that went nowhere.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from kafka.errors import (
     MessageSizeTooLargeError,
     RecordListTooLargeError,
 )
+from kafka.record.default_records import DefaultRecordBatchBuilder
 
 from pipeline.config import Settings
 from pipeline.schema import Rejected
@@ -40,12 +48,27 @@ RECORD_ERRORS: tuple[type[Exception], ...] = (
 )
 FLUSH_TIMEOUT_S = 30.0  # a flush that takes longer is a delivery failure: the loop rewinds and keeps turning
 MAX_BLOCK_MS = 10_000  # how long send() may wait for metadata or buffer space before failing
-RECORD_OVERHEAD_BYTES = 64 * 1024  # headers, key and batch framing, kept free under max_request_size
 DLQ_DETAIL_BYTES = 1000
+LAST_RESORT_BYTES = 1000  # the copy of a dead letter the broker refused at its full (or fitted) size
 
 
 class DeliveryError(RuntimeError):
     """Some output records were not delivered: the checkpoint must not be committed."""
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """The tag of a dead letter: what to send again, shorter, if the broker refuses it."""
+
+    rejected: Rejected
+    last_resort: bool = False
+
+
+@dataclass(frozen=True)
+class AlertTag:
+    """The tag of an alert: published only once delivered."""
+
+    alert_id: str
 
 
 @dataclass(frozen=True)
@@ -66,7 +89,7 @@ def producer_options(settings: Settings) -> dict[str, Any]:
         "acks": "all",
         "linger_ms": 5,
         "retries": 2**31 - 1,
-        "max_request_size": max_output_bytes(settings) + RECORD_OVERHEAD_BYTES,
+        "max_request_size": settings.broker_max_message_bytes,
         "max_block_ms": MAX_BLOCK_MS,
         "reconnect_backoff_max_ms": 1000,
         "request_timeout_ms": 30000,
@@ -74,9 +97,9 @@ def producer_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-def max_output_bytes(settings: Settings) -> int:
-    """The largest value we produce: an input at the byte limit plus room for the fields we add."""
-    return settings.max_message_bytes + (1 << 20)
+def record_bytes(key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]] | None = None) -> int:
+    """The size of one record as the producer and the broker count it (record batch format v2)."""
+    return int(DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers or []))
 
 
 def encode_json(payload: dict[str, Any]) -> bytes:
@@ -104,32 +127,42 @@ class KafkaSink:
     def __init__(self, settings: Settings, producer: KafkaProducer | None = None) -> None:
         self.settings = settings
         self.producer = producer or KafkaProducer(**producer_options(settings))
-        self.dlq_limit = max_output_bytes(settings)
+        self.limit = settings.broker_max_message_bytes
         self.futures: list[tuple[Any, Any]] = []  # (future, tag) not yet seen delivered
         self.failed: list[RecordFailure] = []  # record-level failures not yet collected
         self.broken: Exception | None = None  # a transient failure: the work since the last flush is void
 
+    def fits(self, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]] | None = None) -> bool:
+        return record_bytes(key, value, headers) <= self.limit
+
     def scored(self, event_id: str, value: bytes, tag: Any = None) -> None:
         self._send(self.settings.scored_topic, tag, key=event_id.encode("utf-8"), value=value)
 
-    def dead_letter(self, rejected: Rejected) -> None:
-        """The original bytes, or their first ``dlq_limit`` bytes (said in a header) when they are larger."""
-        value = rejected.value
-        truncated_from = None
-        if value is not None and len(value) > self.dlq_limit:
-            truncated_from, value = len(value), value[: self.dlq_limit]
-        if value is None and rejected.origin.key is None:
+    def dead_letter(self, rejected: Rejected, last_resort: bool = False) -> None:
+        """The original bytes, or as many of their first bytes as fit (said in a header) when they do not;
+        ``last_resort``: a short copy without the key, for a dead letter the broker refused."""
+        key, value = rejected.origin.key, rejected.value
+        headers = dlq_headers(rejected)
+        if last_resort or not self.fits(key, value, headers):
+            if last_resort:
+                key = None
+            headers = dlq_headers(rejected, len(value) if value is not None else 0)
+            room = self.limit - record_bytes(key, b"", headers) - 8  # 8: the value's length, as a varint
+            if room < 0:  # a key larger than the limit: the copy goes without it
+                key, room = None, self.limit - record_bytes(None, b"", headers) - 8
+            value = (value or b"")[: min(room, LAST_RESORT_BYTES) if last_resort else room]
+        if value is None and key is None:
             value = b""  # a tombstone without a key: Kafka needs one of the two
-        self._send(
-            self.settings.dlq_topic,
-            None,
-            key=rejected.origin.key,
-            value=value,
-            headers=dlq_headers(rejected, truncated_from),
-        )
+        tag = DeadLetter(rejected, last_resort)
+        self._send(self.settings.dlq_topic, tag, key=key, value=value, headers=headers)
 
-    def alert(self, alert_id: str, payload: dict[str, Any]) -> None:
-        self._send(self.settings.alerts_topic, None, key=alert_id.encode(), value=encode_json(payload))
+    def alert(self, alert_id: str, payload: dict[str, Any]) -> bool:
+        """Send an alert (tagged with its id); ``False`` when it cannot fit on the topic at all."""
+        key, value = alert_id.encode(), encode_json(payload)
+        if not self.fits(key, value):
+            return False
+        self._send(self.settings.alerts_topic, AlertTag(alert_id), key=key, value=value)
+        return True
 
     def _send(self, topic: str, tag: Any, **kwargs: Any) -> None:
         try:

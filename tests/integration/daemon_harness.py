@@ -14,6 +14,8 @@ from pipeline.app import build_daemon, connect
 from pipeline.config import Settings, load_settings
 from pipeline.daemon import Daemon
 from pipeline.scorer import Scorer
+from pipeline.sinks import KafkaSink
+from pipeline.source import KafkaSource
 
 
 def daemon_settings(bootstrap: str, name: str, tmp: Path, model_dir: Path, **overrides: Any) -> Settings:
@@ -40,9 +42,11 @@ def daemon_settings(bootstrap: str, name: str, tmp: Path, model_dir: Path, **ove
 
 
 @contextmanager
-def running_daemon(settings: Settings, scorer: Scorer | None = None, stop_timeout_s: float = 20.0) -> Iterator[Daemon]:
+def running_daemon(
+    settings: Settings, scorer: Scorer | None = None, stop_timeout_s: float = 20.0, sink: KafkaSink | None = None
+) -> Iterator[Daemon]:
     daemon = build_daemon(settings, registry=CollectorRegistry(), scorer=scorer)
-    sink, source = connect(settings)
+    sink, source = connect(settings) if sink is None else (sink, KafkaSource(settings))
     daemon.start(sink, source)
     errors: list[BaseException] = []
 

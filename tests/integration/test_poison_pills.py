@@ -11,10 +11,8 @@ real rather than mocked: the model (the real scorer, wrapped so that a batch hol
 ``POISON-MODEL`` raises, as a tokenizer or model bug would) and the store (the real database
 refuses a row holding ``POISON-STORE``: a CHECK constraint on PostgreSQL, a trigger on SQLite).
 
-Not covered: a JSON object whose re-serialised scored event exceeds the output limit. That
-limit is ``max_message_bytes + 1 MiB`` and re-serialising can only shrink an input (escapes
-become characters) or grow it by a few bytes per number, plus the fields the daemon adds; no
-honest input at or under ``max_message_bytes`` reaches it.
+A scored event or dead letter that would not fit on the output topics (``broker_max_message_bytes``)
+is covered in ``test_outputs.py``.
 """
 
 from __future__ import annotations

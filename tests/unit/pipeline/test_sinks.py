@@ -9,7 +9,7 @@ from kafka.errors import KafkaTimeoutError, MessageSizeTooLargeError, NotLeaderF
 
 from pipeline.config import load_settings
 from pipeline.schema import Origin, Rejected
-from pipeline.sinks import DeliveryError, KafkaSink, encode_json
+from pipeline.sinks import DeliveryError, KafkaSink, encode_json, record_bytes
 
 
 class Future:
@@ -80,10 +80,10 @@ def test_an_unfinished_send_blocks_the_commit() -> None:
 
 
 def test_dead_letters_keep_the_original_bytes_or_say_they_were_cut() -> None:
-    s, producer = sink(max_message_bytes=1024)
+    s, producer = sink(broker_max_message_bytes=4096)
     origin = Origin("news", 3, 42)
     s.dead_letter(Rejected(b"\xff\xfe not utf-8", "not_utf8", "byte 0", origin))
-    huge = b"x" * (s.dlq_limit + 10)
+    huge = b"x" * 5000
     s.dead_letter(Rejected(huge, "too_large", "big", origin))
     s.dead_letter(Rejected(None, "not_json", "tombstone", origin))  # no key, no value
     assert s.flush() == []
@@ -91,9 +91,28 @@ def test_dead_letters_keep_the_original_bytes_or_say_they_were_cut() -> None:
     assert first["value"] == b"\xff\xfe not utf-8"
     headers = dict(first["headers"])
     assert headers["finsent-error"] == b"not_utf8" and headers["finsent-source-offset"] == b"42"
-    assert second["value"] == huge[: s.dlq_limit]
+    assert "finsent-truncated-from" not in headers
+    assert huge.startswith(second["value"]) and len(second["value"]) > 3500, "as much as fits"
+    assert record_bytes(second["key"], second["value"], second["headers"]) <= 4096, "headers and framing included"
     assert dict(second["headers"])["finsent-truncated-from"] == str(len(huge)).encode()
     assert third["value"] == b"" and dict(third["headers"])["finsent-error"] == b"not_json"
+
+
+def test_a_dead_letter_the_broker_refused_goes_again_as_a_short_copy_without_its_key() -> None:
+    s, producer = sink()
+    rejected = Rejected(b"y" * 5000, "not_json", "x", Origin("news", 0, 7, None, b"k" * 2000))
+    s.dead_letter(rejected, last_resort=True)
+    ((_, copy),) = producer.sent
+    assert copy["key"] is None and copy["value"] == b"y" * 1000
+    assert dict(copy["headers"])["finsent-truncated-from"] == b"5000"
+
+
+def test_outputs_are_sized_with_their_key_and_headers() -> None:
+    s, _ = sink(broker_max_message_bytes=4096)
+    assert s.fits(b"id", b"v" * 4000)
+    assert not s.fits(b"id", b"v" * 4000, [("h", b"w" * 100)])
+    assert not s.fits(b"k" * 100, b"v" * 4000)
+    assert not s.alert("alert-x", {"ids": ["z" * 5000]}), "an alert that cannot fit is not sent"
 
 
 def test_output_json_is_strict() -> None:

@@ -39,7 +39,7 @@ class AssignmentProtocol(CheckpointProtocol):
         def with_store_retry(self, what: str, fn: Callable[[], Any]) -> Any: ...
 
     def on_revoked(self, partitions: list[TopicPartition]) -> None:
-        if partitions and (self.pending.records or self.pending.batch):
+        if partitions and not self._stop.is_set() and (self.pending.records or self.pending.batch):
             try:
                 self.checkpoint(drain=True)
             except (DeliveryError, FencedError, RecordError, SQLAlchemyError) as exc:

@@ -27,12 +27,18 @@ from pipeline.pending import Accounted, Pending
 from pipeline.scoring import Scored, ScoringWorker
 from pipeline.sinks import DeadLetter, DeliveryError, KafkaSink, RecordFailure
 from pipeline.source import KafkaSource
-from pipeline.store import Checkpoint, CommitResult, FencedError, RecordError, Store
+from pipeline.store import Checkpoint, ClosingError, CommitResult, FencedError, RecordError, Store
 
 if TYPE_CHECKING:
     from pipeline.schema import Event, Reason
 
 log = logging.getLogger(__name__)
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint failed for a reason that is neither the store's, a record's nor delivery's (a bug, or a
+    setting that cannot work): retrying would fail the same way, so the daemon stops."""
+
 
 RECORD_RETRIES = 5  # rounds of isolating unstorable records before the commit counts as a store failure
 STORE_PAUSE_S = 1.0  # wait between checkpoint attempts while the store is unreachable
@@ -79,7 +85,9 @@ class CheckpointProtocol:
         """A checkpoint that survives a store outage (pause and retry) and a fence (rewind).
 
         A store that refuses the commit without any single record to blame (``RecordError`` left
-        after isolation) is treated like an outage: pause and retry, never exit.
+        after isolation) is treated like an outage: pause and retry, never exit. Anything else — a
+        window that cannot be closed, a bug — raises ``CheckpointError``: nothing was committed, and
+        the daemon stops instead of closing the same windows again and again.
         """
         try:
             self.checkpoint()
@@ -100,6 +108,9 @@ class CheckpointProtocol:
             self.metrics.commit_failures.labels(reason="fenced").inc()
             log.warning("%s: dropping uncommitted work and re-reading from the store's offsets", exc)
             self.rewind()
+        except Exception as exc:
+            self._stop.set()  # nothing more is committed: not on a revocation, not on the way out
+            raise fatal(exc) from exc
         return False
 
     def deliver(self) -> list[RecordFailure]:
@@ -268,3 +279,14 @@ class CheckpointProtocol:
         if accounted.story is not None:
             self.novelty.forget(accounted.story)
         self.reject(accounted.event, accounted.value, "unprocessable", error)
+
+
+def fatal(exc: BaseException) -> CheckpointError:
+    """The one sentence a checkpoint that cannot succeed ends the daemon with (and logs)."""
+    what = str(exc) if isinstance(exc, ClosingError) else f"{type(exc).__name__}: {str(exc)[:300]}"
+    message = (
+        f"checkpoint failed, and retrying cannot help ({' '.join(what.split())}): a bug or a setting that cannot "
+        "work; nothing of it was committed and its records are read again on restart"
+    )
+    log.critical("%s", message)
+    return CheckpointError(message)

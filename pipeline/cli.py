@@ -17,6 +17,7 @@ import typer
 from typer.core import TyperGroup
 
 from models.console import fail
+from pipeline.config import setting_help
 from pipeline.logs import configure_logging
 
 # subcommand -> module whose Typer ``app`` defines it (imported on first use)
@@ -64,58 +65,41 @@ def main(
     configure_logging(log_level, json_lines=log_json)
 
 
+# ``finsent run`` flags and the settings they set; each flag's help comes from the settings model
+RUN_FLAGS: dict[str, str] = {
+    "bootstrap": "kafka_bootstrap",
+    "input_topic": "input_topics",
+    "group_id": "group_id",
+    "store": "store_url",
+    "model": "model_dir",
+    "metrics_host": "metrics_host",
+    "metrics_port": "metrics_port",
+    "window_size_s": "window_size_s",
+    "grace_s": "grace_s",
+    "watchlist": "watchlist",
+    "batch_size": "batch_size",
+    "model_gate_max_drop": "model_gate_max_drop",
+}
+
+
+def _flag(name: str) -> Any:
+    return typer.Option(f"--{name.replace('_', '-')}", help=setting_help(RUN_FLAGS[name]))
+
+
 @app.command()
 def run(
-    bootstrap: Annotated[
-        Optional[str],
-        typer.Option(
-            "--bootstrap", help="Kafka bootstrap servers (env FINSENT_KAFKA_BOOTSTRAP; default localhost:9092)."
-        ),
-    ] = None,
-    input_topic: Annotated[
-        Optional[list[str]],
-        typer.Option("--input-topic", help="Input topic, repeatable (env FINSENT_INPUT_TOPICS; default finsent.news)."),
-    ] = None,
-    group_id: Annotated[
-        Optional[str], typer.Option("--group-id", help="Consumer group (env FINSENT_GROUP_ID; default finsent-scorer).")
-    ] = None,
-    store: Annotated[
-        Optional[str],
-        typer.Option(
-            "--store", help="sqlite:///PATH or postgresql://… (env FINSENT_STORE_URL; default sqlite:///finsent.db)."
-        ),
-    ] = None,
-    model: Annotated[
-        Optional[Path],
-        typer.Option("--model", help="Model artifact folder (env FINSENT_MODEL_DIR; default the shipped model)."),
-    ] = None,
-    metrics_host: Annotated[
-        Optional[str],
-        typer.Option("--metrics-host", help="Bind address of /metrics, /healthz, /readyz [default 0.0.0.0]."),
-    ] = None,
-    metrics_port: Annotated[
-        Optional[int], typer.Option("--metrics-port", help="Port of /metrics [default 9108; 0 = any free port].")
-    ] = None,
-    window_size_s: Annotated[
-        Optional[int], typer.Option("--window-size-s", help="Tumbling window length [default 60].")
-    ] = None,
-    grace_s: Annotated[
-        Optional[int], typer.Option("--grace-s", help="How late an event may be and still count [default 30].")
-    ] = None,
-    watchlist: Annotated[
-        Optional[str], typer.Option("--watchlist", help="Comma-separated tickers to watch (env FINSENT_WATCHLIST).")
-    ] = None,
-    batch_size: Annotated[
-        Optional[int], typer.Option("--batch-size", help="Texts per scoring batch [default 64].")
-    ] = None,
-    model_gate_max_drop: Annotated[
-        Optional[float],
-        typer.Option(
-            "--model-gate-max-drop",
-            help="A hot swap is refused when the new model's test macro-F1 of either task is more than this below the "
-            "serving model's (env FINSENT_MODEL_GATE_MAX_DROP, default 0.01); the model chosen at start is not gated.",
-        ),
-    ] = None,
+    bootstrap: Annotated[Optional[str], _flag("bootstrap")] = None,
+    input_topic: Annotated[Optional[list[str]], _flag("input_topic")] = None,
+    group_id: Annotated[Optional[str], _flag("group_id")] = None,
+    store: Annotated[Optional[str], _flag("store")] = None,
+    model: Annotated[Optional[Path], _flag("model")] = None,
+    metrics_host: Annotated[Optional[str], _flag("metrics_host")] = None,
+    metrics_port: Annotated[Optional[int], _flag("metrics_port")] = None,
+    window_size_s: Annotated[Optional[int], _flag("window_size_s")] = None,
+    grace_s: Annotated[Optional[int], _flag("grace_s")] = None,
+    watchlist: Annotated[Optional[str], _flag("watchlist")] = None,
+    batch_size: Annotated[Optional[int], _flag("batch_size")] = None,
+    model_gate_max_drop: Annotated[Optional[float], _flag("model_gate_max_drop")] = None,
     config: Annotated[
         Optional[Path],
         typer.Option(
@@ -133,30 +117,64 @@ def run(
     catch_early_signals()
     from models.card import ModelError
     from pipeline.app import run_daemon
+    from pipeline.checkpointing import CheckpointError
     from pipeline.config import ConfigError, load_settings, redact
     from pipeline.engine import StoreError
 
     try:
-        settings = load_settings(
-            config,
-            kafka_bootstrap=bootstrap,
-            input_topics=input_topic,
-            group_id=group_id,
-            store_url=store,
-            model_dir=model,
-            metrics_host=metrics_host,
-            metrics_port=metrics_port,
-            window_size_s=window_size_s,
-            grace_s=grace_s,
-            watchlist=watchlist,
-            batch_size=batch_size,
-            model_gate_max_drop=model_gate_max_drop,
-        )
+        flags = {
+            "bootstrap": bootstrap,
+            "input_topic": input_topic,
+            "group_id": group_id,
+            "store": store,
+            "model": model,
+            "metrics_host": metrics_host,
+            "metrics_port": metrics_port,
+            "window_size_s": window_size_s,
+            "grace_s": grace_s,
+            "watchlist": watchlist,
+            "batch_size": batch_size,
+            "model_gate_max_drop": model_gate_max_drop,
+        }
+        settings = load_settings(config, **{RUN_FLAGS[flag]: value for flag, value in flags.items()})
         run_daemon(settings)
-    except (ConfigError, ModelError, StoreError) as exc:  # messages may quote a URL: its password is masked
+    except (ConfigError, ModelError, StoreError, CheckpointError) as exc:  # a URL's password is masked
         raise fail(redact(str(exc))) from exc
     except OSError as exc:
         raise fail(redact(f"cannot start: {exc}")) from exc
+
+
+@app.command("retire-topic")
+def retire_topic(
+    topic: Annotated[str, typer.Argument(help="The input topic no daemon of the group reads any more.")],
+    group_id: Annotated[Optional[str], _flag("group_id")] = None,
+    store: Annotated[Optional[str], _flag("store")] = None,
+) -> None:
+    """Stop windows waiting for an input topic taken out of every daemon's FINSENT_INPUT_TOPICS.
+
+    Windows wait for every partition any daemon of the group has read or seen, so a topic removed
+    from the configuration holds them open until it is retired here. Run it once the last daemon
+    reading the topic has stopped: a daemon that still reads it registers it again.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from pipeline.config import ConfigError, load_settings, redact
+    from pipeline.engine import StoreError
+    from pipeline.store import Store
+
+    try:
+        settings = load_settings(group_id=group_id, store_url=store)
+        target = Store(settings.store_url.get_secret_value())
+        try:
+            target.create_schema()
+            forgotten = target.retire_topic(settings.group_id, topic)
+        finally:
+            target.close()
+    except (ConfigError, StoreError) as exc:
+        raise fail(redact(str(exc))) from exc
+    except SQLAlchemyError as exc:
+        raise fail(redact(f"the store cannot be reached: {str(exc).splitlines()[0]}")) from exc
+    typer.echo(f"{topic} retired for group {settings.group_id}: {forgotten} partition offsets forgotten")
 
 
 def _main() -> None:

@@ -34,6 +34,11 @@ def redact(text: str) -> str:
     return _URL_PASSWORD.sub(r"\g<head>***@", text)
 
 
+DAY_S = 24 * 3600
+WEEK_S = 7 * DAY_S
+TEN_YEARS_S = 3650 * DAY_S
+
+
 class ConfigError(ValueError):
     """The configuration cannot be used; the message names the setting and the value."""
 
@@ -53,9 +58,11 @@ class Settings(BaseSettings):
     )
 
     # Kafka
-    kafka_bootstrap: str = "localhost:9092"
-    input_topics: Annotated[list[str], NoDecode] = ["finsent.news"]
-    group_id: str = "finsent-scorer"
+    kafka_bootstrap: str = Field("localhost:9092", description="Kafka bootstrap servers, comma-separated")
+    input_topics: Annotated[list[str], NoDecode] = Field(
+        ["finsent.news"], description="Input topic, repeatable; the variable takes a comma-separated list"
+    )
+    group_id: str = Field("finsent-scorer", description="Consumer group; a store serves one")
     scored_topic: str = "finsent.scored"
     alerts_topic: str = "finsent.alerts"
     dlq_topic: str = "finsent.dlq"
@@ -67,9 +74,9 @@ class Settings(BaseSettings):
     ssl_cafile: Path | None = None
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
-    session_timeout_ms: int = Field(6000, ge=1000)
+    session_timeout_ms: int = Field(6000, ge=1000, le=1_800_000)
     heartbeat_interval_ms: int = Field(1000, ge=100)
-    max_poll_interval_ms: int = Field(30000, ge=1000)
+    max_poll_interval_ms: int = Field(30000, ge=1000, le=3_600_000)
     # longest a fetch waits at the broker for data: Apache Kafka answers as soon as a record arrives, but
     # some Kafka-protocol brokers (Tansu) hold every fetch this long, which then adds to each event's latency
     fetch_max_wait_ms: int = Field(50, ge=0, le=500)
@@ -79,51 +86,61 @@ class Settings(BaseSettings):
     broker_max_message_bytes: int = Field(1_048_588, ge=4096, le=2**31 - 1)
 
     # store
-    store_url: SecretStr = SecretStr("sqlite:///finsent.db")
-    messages_retention_s: int = Field(7 * 24 * 3600, ge=60)
-    windows_retention_s: int = Field(90 * 24 * 3600, ge=3600)
+    store_url: SecretStr = Field(
+        SecretStr("sqlite:///finsent.db"), description="Store: sqlite:///PATH or postgresql://USER@HOST/DB"
+    )
+    messages_retention_s: int = Field(7 * 24 * 3600, ge=60, le=TEN_YEARS_S)
+    windows_retention_s: int = Field(90 * 24 * 3600, ge=3600, le=TEN_YEARS_S)
     max_stored_text_chars: int = Field(4000, ge=64)
 
     # model and scoring
-    model_dir: Path = SHIPPED_MODEL_DIR
+    model_dir: Path = Field(SHIPPED_MODEL_DIR, description="Model artifact folder")
     provider: Provider = "auto"
     # scoring workers (each runs one batch at a time) and ONNX Runtime threads per worker; 0 = from the CPUs
     # (scoring_layout)
     scoring_workers: int = Field(0, ge=0, le=16)
-    threads: int = Field(0, ge=0)
-    batch_size: int = Field(256, ge=1, le=4096)
-    commit_interval_ms: int = Field(1000, ge=10)
+    threads: int = Field(0, ge=0, le=256)
+    batch_size: int = Field(256, ge=1, le=4096, description="Texts per scoring batch at most")
+    commit_interval_ms: int = Field(1000, ge=10, le=60_000)
     reload_check_s: float = Field(5.0, ge=0)
     # quality gate of a hot swap: refuse a model whose test macro-F1 of either task is more than this below
     # the serving model's (pipeline.gate); a model chosen at start-up (--model) is not gated
-    model_gate_max_drop: float = Field(0.01, ge=0, le=1)
+    model_gate_max_drop: float = Field(
+        0.01,
+        ge=0,
+        le=1,
+        description="A hot swap is refused when the new model's test macro-F1 of either task is more than this "
+        "below the serving model's; the model chosen at start is not gated",
+    )
 
     # windows, tickers, novelty
-    window_size_s: int = Field(60, gt=0)
-    grace_s: int = Field(30, ge=0)
-    idle_partition_s: int = Field(10, ge=1)
-    progress_interval_ms: int = Field(1000, ge=100)
-    watchlist: Annotated[list[str], NoDecode] = []
+    window_size_s: int = Field(60, gt=0, le=WEEK_S, description="Tumbling window length")
+    grace_s: int = Field(30, ge=0, le=WEEK_S, description="How late an event may be and still count")
+    idle_partition_s: int = Field(10, ge=1, le=DAY_S)
+    progress_interval_ms: int = Field(1000, ge=100, le=60_000)
+    watchlist: Annotated[list[str], NoDecode] = Field([], description="Tickers to watch, comma-separated")
     link_company_names: bool = True
-    novelty_horizon_s: int = Field(6 * 3600, ge=0)
-    novelty_max_stories: int = Field(200_000, ge=1000)
+    novelty_horizon_s: int = Field(6 * 3600, ge=0, le=365 * DAY_S)
+    novelty_max_stories: int = Field(200_000, ge=1000, le=10_000_000)
     max_future_s: int = Field(300, ge=0, le=7 * 24 * 3600)
 
     # spikes
     spike_min_count: int = Field(20, ge=1)
-    spike_z: float = Field(3.0, ge=0)
-    spike_floor: float = Field(0.35, ge=0, le=1)
+    spike_z: float = Field(3.0, ge=0, le=20)
+    spike_floor: float = Field(0.35, ge=0, lt=1)  # 1 would never alert: no ratio exceeds it
     spike_cold_start_ratio: float = Field(0.6, ge=0, le=1)
-    spike_history_windows: int = Field(60, ge=1)
+    spike_history_windows: int = Field(60, ge=1, le=10_000)
     spike_min_history: int = Field(5, ge=0)
-    spike_min_std: float = Field(0.05, ge=0)
-    spike_cooldown_s: int = Field(600, ge=0)
+    spike_min_std: float = Field(0.05, gt=0, le=1)  # the spike score divides by it
+    spike_cooldown_s: int = Field(600, ge=0, le=30 * DAY_S)
     incident_span_windows: int = Field(2, ge=0, le=60)  # later windows whose alerts may join an incident
 
     # HTTP
-    metrics_host: str = "0.0.0.0"
-    metrics_port: int = Field(9108, ge=0, le=65535)
-    liveness_timeout_s: float = Field(60.0, gt=0)
+    metrics_host: str = Field("0.0.0.0", description="Bind address of /metrics, /healthz and /readyz")
+    metrics_port: int = Field(
+        9108, ge=0, le=65535, description="Port of /metrics, /healthz and /readyz; 0 = any free port"
+    )
+    liveness_timeout_s: float = Field(60.0, ge=1, le=3600)
 
     data_dir: Path | None = None
 
@@ -170,6 +187,11 @@ class Settings(BaseSettings):
         outputs = {self.scored_topic, self.alerts_topic, self.dlq_topic}
         if outputs & set(self.input_topics):
             raise ValueError(f"input topics {self.input_topics} must differ from the output topics {sorted(outputs)}")
+        if self.spike_min_history > self.spike_history_windows:
+            raise ValueError(
+                f"spike_min_history ({self.spike_min_history}) must be at most spike_history_windows "
+                f"({self.spike_history_windows}): no key would ever leave its cold start"
+            )
         if self.security_protocol.startswith("SASL") and not (self.sasl_mechanism and self.sasl_username):
             raise ValueError("SASL needs sasl_mechanism and sasl_username (and usually sasl_password)")
         return self
@@ -275,3 +297,41 @@ def format_validation_error(exc: ValidationError) -> str:
             shown = f" (got: {given!r})"
         parts.append(f"{where}: {err['msg']}{shown}")
     return redact("; ".join(parts))
+
+
+def setting_help(name: str) -> str:
+    """The help of the flag for setting ``name``, from the settings model itself: what it is, its ``FINSENT_*``
+    variable, its default and its allowed range (so the help cannot drift from what is enforced)."""
+    field = Settings.model_fields[name]
+    notes = [f"env FINSENT_{name.upper()}", f"default {show_default(field.default)}"]
+    allowed = allowed_range(name)
+    if allowed:
+        notes.append(allowed)
+    return f"{field.description} ({'; '.join(notes)})."
+
+
+def show_default(value: Any) -> str:
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    if isinstance(value, Path) and value.is_absolute():
+        try:
+            return str(value.relative_to(Path(__file__).resolve().parents[1]))  # the shipped model, as in the repo
+        except ValueError:
+            return str(value)
+    if isinstance(value, list):
+        return ",".join(value) or "none"
+    return str(value)
+
+
+def allowed_range(name: str) -> str:
+    """``"0 to 65535"``, ``"more than 0, at most 604800"``, ``"at least 1"``; empty for a setting without bounds."""
+    bounds: dict[str, Any] = {}
+    for rule in Settings.model_fields[name].metadata:
+        for kind in ("ge", "gt", "le", "lt"):
+            if getattr(rule, kind, None) is not None:
+                bounds[kind] = getattr(rule, kind)
+    if "ge" in bounds and "le" in bounds:
+        return f"{bounds['ge']} to {bounds['le']}"
+    low = f"at least {bounds['ge']}" if "ge" in bounds else f"more than {bounds['gt']}" if "gt" in bounds else ""
+    high = f"at most {bounds['le']}" if "le" in bounds else f"less than {bounds['lt']}" if "lt" in bounds else ""
+    return ", ".join(part for part in (low, high) if part)

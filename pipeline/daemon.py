@@ -28,6 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from pipeline.assignment import AssignmentProtocol
 from pipeline.batching import checkpoint_due
+from pipeline.checkpointing import fatal
 from pipeline.config import Settings
 from pipeline.metrics import PipelineMetrics
 from pipeline.novelty import NoveltyFilter
@@ -176,6 +177,8 @@ class Daemon(AssignmentProtocol):
             except (SQLAlchemyError, RecordError) as exc:
                 log.warning("final checkpoint attempt %d failed: %s", attempt + 1, str(exc).splitlines()[0])
                 time.sleep(STORE_PAUSE_S / 2)
+            except Exception as exc:
+                raise fatal(exc) from exc
         log.error("stopping without a final checkpoint: uncommitted records will be read again on restart")
 
     # ---- the loop --------------------------------------------------------------------------

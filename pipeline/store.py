@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import and_, select, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError, StatementError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError, SQLAlchemyError, StatementError
 
 from pipeline import ownership
 from pipeline import tables as t
@@ -37,6 +37,11 @@ from pipeline.windows import COUNT_FIELDS, Counts, Partition, WindowKey
 log = logging.getLogger(__name__)
 
 TopicPartition = Partition
+
+
+class ClosingError(RuntimeError):
+    """Closing windows failed for a reason that is neither the store's nor a record's (a bug, or a setting
+    that cannot work): retrying the checkpoint cannot help."""
 
 
 class RecordError(RuntimeError):
@@ -192,7 +197,7 @@ class Store:
                 self._add_deltas(conn, deltas, mark)
                 self._insert_messages(conn, cp.messages)
                 mark, closed = self._close(conn, cp, mark, now)
-        except (FencedError, OperationalError):
+        except (FencedError, OperationalError, ClosingError):
             raise
         except Exception as exc:
             if is_record_error(exc):
@@ -202,26 +207,33 @@ class Store:
 
     def _close(self, conn: Connection, cp: Checkpoint, mark: int | None, now: datetime) -> tuple[int | None, Closed]:
         """Move the group's watermark on from the stored progress of every input partition, close the windows
-        it passed, judge them."""
-        if cp.partitions is not None:
-            stored = ownership.stored_progress(conn, cp.group_id)
-            registered = ownership.register_partitions(conn, cp.group_id, cp.partitions)
-            wanted = wanted_partitions(registered, stored, cp.partitions)
-            reached = global_watermark(stored, wanted, t.to_ms(now), self.claim_ttl_ms)
-            if reached is not None and (mark is None or reached > mark):
-                mark = reached
-                conn.execute(update(t.progress).where(t.progress.c.group_id == cp.group_id).values(watermark_ms=mark))
-        if mark is None:
-            return mark, Closed()
-        return mark, close_windows(
-            conn,
-            mark,
-            now,
-            window_size_ms=self.window_size_ms,
-            grace_ms=self.grace_ms,
-            detector=self.detector,
-            incident_span_windows=self.incident_span_windows,
-        )
+        it passed, judge them. Anything but a store error here is a ``ClosingError``: no record is to blame."""
+        try:
+            if cp.partitions is not None:
+                stored = ownership.stored_progress(conn, cp.group_id)
+                registered = ownership.register_partitions(conn, cp.group_id, cp.partitions)
+                wanted = wanted_partitions(registered, stored, cp.partitions)
+                reached = global_watermark(stored, wanted, t.to_ms(now), self.claim_ttl_ms)
+                if reached is not None and (mark is None or reached > mark):
+                    mark = reached
+                    conn.execute(
+                        update(t.progress).where(t.progress.c.group_id == cp.group_id).values(watermark_ms=mark)
+                    )
+            if mark is None:
+                return mark, Closed()
+            return mark, close_windows(
+                conn,
+                mark,
+                now,
+                window_size_ms=self.window_size_ms,
+                grace_ms=self.grace_ms,
+                detector=self.detector,
+                incident_span_windows=self.incident_span_windows,
+            )
+        except SQLAlchemyError:
+            raise
+        except Exception as exc:
+            raise ClosingError(f"closing windows failed: {type(exc).__name__}: {str(exc)[:300]}") from exc
 
     def _lock_progress(self, conn: Connection, group_id: str, now: datetime) -> int | None:
         """Lock the group's progress row (creating it the first time) and return its watermark."""

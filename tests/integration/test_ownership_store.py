@@ -132,3 +132,23 @@ def test_finsent_run_refuses_a_second_group_at_start_up(
     assert result.returncode == 2, result.stderr[-2000:]
     assert f"already holds the windows of consumer group '{unique}-group'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_finsent_retire_topic_forgets_a_topic_for_its_group(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    store = Store(url)
+    store.create_schema()
+    progress = {("old", 0): PartitionProgress(1_000), ("old", 1): PartitionProgress(1_000)}
+    seen = frozenset(progress)
+    store.commit_checkpoint(
+        Checkpoint("g", dict.fromkeys(progress, 1), dict.fromkeys(progress), progress=progress, partitions=seen)
+    )
+    result = CliRunner().invoke(app, ["retire-topic", "old", "--group-id", "g", "--store", url], env={})
+    assert result.exit_code == 0, result.output
+    assert "old retired for group g: 2 partition offsets forgotten" in result.output
+    assert store.load_offsets("g", list(progress)) == dict.fromkeys(progress)
+    store.close()

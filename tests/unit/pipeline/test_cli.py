@@ -30,6 +30,7 @@ def finsent(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
         (["run", "--window-size-s", "-5"], {}, "window_size_s: Input should be greater than 0 (got: -5)"),
         (["run"], {"FINSENT_SPIKE_Z": "lots"}, "spike_z: Input should be a valid number"),
         (["run", "--store", "mysql://db/x"], {}, "store must be SQLite or PostgreSQL"),
+        (["run"], {"FINSENT_SPIKE_MIN_STD": "0"}, "spike_min_std: Input should be greater than 0 (got: '0')"),
     ],
 )
 def test_bad_settings_stop_at_start_up(args: list[str], env: dict[str, str], message: str) -> None:

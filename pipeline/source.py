@@ -69,6 +69,7 @@ class KafkaSource:
         self.consumer = consumer or KafkaConsumer(**consumer_options(settings))
         self.highwater: dict[tuple[str, int], tuple[int, int]] = {}  # (high-water mark, seen no earlier than: ms)
         self.observed_since_ms = wall_ms()
+        self.blind = False  # the client keeps its partition state where we cannot read it
 
     def subscribe(self, on_assigned: Assigned, on_revoked: Revoked) -> None:
         """Join the group; the callbacks run inside ``poll`` when partitions move."""
@@ -90,7 +91,10 @@ class KafkaSource:
         now = wall_ms()
         try:
             states = dict(self.consumer._subscription.assignment)
-        except AttributeError:  # another client library: no observation, so no partition is ever claimed idle
+        except AttributeError:  # another client release: no observation, so no partition is ever claimed idle
+            if not self.blind:
+                log.error("cannot read high-water marks from this kafka-python: no partition will be claimed idle")
+            self.blind = True
             states = {}
         for tp, state in states.items():
             high = getattr(state, "highwater", None)

@@ -68,7 +68,11 @@ def build_daemon(
     metrics = PipelineMetrics(registry)
     watcher = None
     if scorer is None:
-        options: dict[str, Any] = {"threads": settings.resolved_threads, "provider": settings.provider}
+        options: dict[str, Any] = {
+            "threads": settings.resolved_threads,
+            "provider": settings.provider,
+            "max_targets": settings.max_targets,
+        }
         scorer = OnnxScorer(settings.model_dir, **options)
         watcher = ModelWatcher(
             settings.model_dir,

@@ -101,6 +101,13 @@ class Settings(BaseSettings):
     scoring_workers: int = Field(0, ge=0, le=16)
     threads: int = Field(0, ge=0, le=256)
     batch_size: int = Field(256, ge=1, le=4096, description="Texts per scoring batch at most")
+    max_targets: int = Field(
+        8,
+        ge=0,
+        le=32,
+        description="Per-company passes per message naming several companies (a model trained on company targets); "
+        "companies beyond it keep the message's label and the event says ticker_sentiment_capped; 0 = none",
+    )
     commit_interval_ms: int = Field(1000, ge=10, le=60_000)
     reload_check_s: float = Field(5.0, ge=0)
     # quality gate of a hot swap: refuse a model whose test macro-F1 of either task is more than this below

@@ -121,6 +121,8 @@ def kpis(url: str, range_name: str) -> dict[str, object]:
                 func.coalesce(func.sum(w.n_negative), 0),
                 func.min(w.window_start),
                 func.max(w.window_end),
+                func.coalesce(func.sum(w.sum_index), 0.0),
+                func.coalesce(func.sum(w.sum_confidence), 0.0),
             ).where(*cond)
         ).one()
         a = t.alerts.c
@@ -133,7 +135,7 @@ def kpis(url: str, range_name: str) -> dict[str, object]:
         ).scalar()
         i = t.incidents.c
         open_incidents = conn.execute(select(func.count()).select_from(t.incidents).where(i.status == "open")).scalar()
-    n, n_neg, first, last = row
+    n, n_neg, first, last, sum_index, sum_confidence = row
     minutes = max(1.0, (t.as_utc(last) - t.as_utc(first)).total_seconds() / 60) if first and last else 1.0
     return {
         "messages": int(n),
@@ -141,6 +143,8 @@ def kpis(url: str, range_name: str) -> dict[str, object]:
         "negative_share": (n_neg / n) if n else 0.0,
         "alerts": int(alerts),
         "open_incidents": int(open_incidents or 0),
+        # the range's pooled sentiment index (as ``pipeline.windows.sentiment_index``); None without weight
+        "index": max(-1.0, min(1.0, sum_index / sum_confidence)) if sum_confidence > 0 else None,
         "model_version": version or "—",
     }
 
@@ -337,8 +341,8 @@ STATUS_ORDER = {"open": 0, "acknowledged": 1, "resolved": 2}
 
 
 @cached
-def incidents(url: str, range_name: str, limit: int = 100) -> pd.DataFrame:
-    """Incidents in the range, open first, newest first within a status."""
+def incidents(url: str, range_name: str, limit: int = 100, offset: int = 0) -> pd.DataFrame:
+    """Incidents in the range, open first, newest first within a status; ``limit`` from ``offset``."""
     start = since(url, range_name)
     i = t.incidents.c
     query = select(*[getattr(i, c) for c in INCIDENT_COLUMNS])
@@ -346,10 +350,19 @@ def incidents(url: str, range_name: str, limit: int = 100) -> pd.DataFrame:
         query = query.where(i.window_start >= start)
     status_rank = case(STATUS_ORDER, value=i.status, else_=len(STATUS_ORDER))
     with engine_for(url).connect() as conn:
-        rows = conn.execute(query.order_by(status_rank, i.window_start.desc()).limit(limit)).all()
+        rows = conn.execute(query.order_by(status_rank, i.window_start.desc()).limit(limit).offset(offset)).all()
     frame = pd.DataFrame(rows, columns=list(INCIDENT_COLUMNS))
     frame["window_start"] = pd.to_datetime(frame["window_start"], utc=True)
     return frame
+
+
+@cached
+def incident_counts(url: str, range_name: str) -> dict[str, int]:
+    """How many incidents in the range have each status."""
+    start, i = since(url, range_name), t.incidents.c
+    query = select(i.status, func.count()).where(i.window_start >= start if start else true()).group_by(i.status)
+    with engine_for(url).connect() as conn:
+        return {str(status): int(n) for status, n in conn.execute(query).all()}
 
 
 @cached

@@ -10,12 +10,14 @@ weighted by their messages.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import BigInteger, Integer, case, cast, func, literal_column, select, true, tuple_
+import streamlit as st
+from sqlalchemy import BigInteger, Integer, case, cast, func, literal_column, select, text, true, tuple_
 
-from dashboard.data import cached, engine_for, since
+from dashboard.data import cached, engine_for, latest_time, since
 from pipeline import tables as t
 
 GRID_COLUMNS = ["key", "bucket", "n", "n_negative", "sum_index", "sum_confidence", "base_n", "base_sum", "thr_sum"]
@@ -59,18 +61,55 @@ def _ratios(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-@cached
-def grid(url: str, dimension: str, range_name: str, bucket_s: int) -> pd.DataFrame:
-    """Per key and column: volume, negative ratio, sentiment index, mean baseline and threshold."""
-    start, w, engine = since(url, range_name), t.windows.c, engine_for(url)
+HISTORY_FROM_S = 3600  # columns this wide or wider: the columns before the last two are read once per HISTORY_TTL_S
+HISTORY_TTL_S = 600
+
+
+def _read(url: str, dimension: str, bucket_s: int, start: datetime | None, end: datetime | None) -> pd.DataFrame:
+    """The grid's sums of windows starting in [start, end) (either open), per key and column."""
+    w, engine = t.windows.c, engine_for(url)
     bucket = bucket_of(w.window_start, bucket_s, engine.dialect.name).label("bucket")
     query = (
         select(w.key, bucket, *_sums(w))
-        .where(w.dimension == dimension, w.window_start >= start if start else true())
+        .where(
+            w.dimension == dimension,
+            w.window_start >= start if start else true(),
+            w.window_start < end if end else true(),
+        )
         .group_by(w.key, bucket)
     )
     with engine.connect() as conn:
-        frame = pd.DataFrame(conn.execute(query).all(), columns=GRID_COLUMNS)
+        if engine.dialect.name == "postgresql":  # a hash of a few thousand groups, not a sort spilled to disk
+            conn.execute(text("SET LOCAL work_mem = '64MB'"))
+            conn.execute(text("SET LOCAL jit = off"))  # compiling costs more than a sub-second query saves
+        return pd.DataFrame(conn.execute(query).all(), columns=GRID_COLUMNS)
+
+
+@st.cache_data(ttl=HISTORY_TTL_S, show_spinner=False)
+def _history(url: str, dimension: str, bucket_s: int, start: datetime | None, end: datetime) -> pd.DataFrame:
+    return _read(url, dimension, bucket_s, start, end)
+
+
+@cached
+def grid(url: str, dimension: str, range_name: str, bucket_s: int) -> pd.DataFrame:
+    """Per key and column: volume, negative ratio, sentiment index, mean baseline and threshold.
+
+    With columns of an hour or more, all but the last two columns are windows long closed: they are read once
+    per ``HISTORY_TTL_S`` (and the range starts on a column boundary, so that read is the same until a new
+    column begins), the last two on every refresh. Shorter columns are read whole on every refresh.
+    """
+    start, newest = since(url, range_name), latest_time(url)
+    if bucket_s >= HISTORY_FROM_S and newest is not None:
+        step = timedelta(seconds=bucket_s)
+        epoch = datetime(1970, 1, 1, tzinfo=UTC)
+        cut = epoch + (newest - epoch) // step * step - step  # the start of the last column but one
+        aligned = epoch + (start - epoch) // step * step if start else None
+        frame = pd.concat(
+            [_history(url, dimension, bucket_s, aligned, cut), _read(url, dimension, bucket_s, cut, None)]
+        )
+    else:
+        frame = _read(url, dimension, bucket_s, start, None)
+    frame = frame.reset_index(drop=True)
     frame["bucket"] = pd.to_datetime(frame["bucket"].astype("int64"), unit="s", utc=True)
     frame["bucket_end"] = frame["bucket"] + pd.Timedelta(seconds=bucket_s)
     frame["latest_closed"] = pd.to_datetime(frame["latest_closed"], utc=True)

@@ -64,24 +64,28 @@ def messages(url: str, ticker: str, range_name: str, limit: int = 50, offset: in
 
 
 @cached
-def drivers(url: str, ticker: str, range_name: str, by: str) -> pd.DataFrame:
-    """The ticker's messages in the range per ``by`` (``source`` or ``topic_label``): how many, how many negative
-    (by the ticker's own label where there is one), most messages first."""
+def _by_source_and_topic(url: str, ticker: str, range_name: str) -> pd.DataFrame:
+    """One pass over the ticker's messages in the range: how many, and how many negative (by the ticker's own
+    label where there is one), per source and topic."""
     source, extra, where, _ = _ticker_messages(url, ticker, range_name)
     m = t.messages.c
     label = func.coalesce(extra[0], m.sentiment) if has_own_labels(url, ticker) else m.sentiment
-    group = func.coalesce(m[by], "(none)")
+    by_source, by_topic = func.coalesce(m.source, "(none)"), m.topic_label
     query = (
-        select(group, func.count(), func.sum(case((label == "negative", 1), else_=0)))
+        select(by_source, by_topic, func.count(), func.sum(case((label == "negative", 1), else_=0)))
         .select_from(source)
         .where(and_(True, *where))
-        .group_by(group)
-        .order_by(func.count().desc())
-        .limit(20)
+        .group_by(by_source, by_topic)
     )
     with engine_for(url).connect() as conn:
-        rows = conn.execute(query).all()
-    frame = pd.DataFrame(rows, columns=[by, "messages", "negative"])
+        return pd.DataFrame(conn.execute(query).all(), columns=["source", "topic_label", "messages", "negative"])
+
+
+def drivers(url: str, ticker: str, range_name: str, by: str) -> pd.DataFrame:
+    """The ticker's messages in the range per ``by`` (``source`` or ``topic_label``): how many, how many negative,
+    their negative share; most messages first, at most 20."""
+    frame = _by_source_and_topic(url, ticker, range_name).groupby(by, as_index=False)[["messages", "negative"]].sum()
+    frame = frame.sort_values(["messages", by], ascending=[False, True]).head(20).reset_index(drop=True)
     frame["negative_share"] = (frame["negative"] / frame["messages"].where(frame["messages"] > 0)).astype(float)
     return frame
 

@@ -51,7 +51,7 @@ def render(view: View) -> None:
             st.dataframe(
                 behind[["event_time", "text", "sentiment", "p_negative", "topic_label", "tickers", "source"]],
                 hide_index=True,
-                use_container_width=True,
+                width="stretch",
                 column_config={
                     "p_negative": st.column_config.ProgressColumn(
                         "p(negative)", min_value=0, max_value=1, format="%.2f"

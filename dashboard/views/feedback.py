@@ -47,7 +47,7 @@ def render(view: View) -> None:
         correction_form(view.url, frame["id"].tolist(), identity.current())
     saved = data.feedback(view.url)
     st.subheader(f"{len(saved)} correction(s)")
-    st.dataframe(saved, hide_index=True, use_container_width=True)
+    st.dataframe(saved, hide_index=True, width="stretch")
     st.download_button(
         "Download for retraining (finsent train --extra-data)",
         data.feedback_training_csv(view.url),

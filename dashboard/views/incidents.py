@@ -9,10 +9,11 @@ import streamlit as st
 
 from dashboard import data, identity, timefmt
 from dashboard.feedback import TRANSITIONS, set_incident_status
-from dashboard.ui import View, md_text, pct, ticker_link, viewer_zone
+from dashboard.ui import View, current_page, md_text, pager, pct, ticker_link, viewer_zone
 from pipeline.tables import as_utc
 
 ACTIONS = {"acknowledged": "Acknowledge", "resolved": "Resolve"}
+PAGE_SIZE = 20  # open first, newest first
 
 
 def t_utc(value: object) -> datetime:
@@ -43,14 +44,17 @@ def actions(url: str, incident_id: str, status: str, who: identity.Identity) -> 
 
 
 def render(view: View) -> None:
-    frame = data.incidents(view.url, view.range_name)
+    page = current_page()
+    frame = data.incidents(view.url, view.range_name, PAGE_SIZE, (page - 1) * PAGE_SIZE)
+    counts = data.incident_counts(view.url, view.range_name)
+    total = sum(counts.values())
     if frame.empty:
-        st.success("No incidents in this time range.")
+        st.success("No incidents in this time range." if page == 1 else "No more incidents.")
+        pager(page, False)
         return
     who = identity.current()
     st.caption(who.describe())
-    open_count = int((frame["status"] == "open").sum())
-    st.subheader(f"{len(frame)} incident(s), {open_count} open")
+    st.subheader(f"{total} incident(s), {counts.get('open', 0)} open")
     zone = viewer_zone()
     for row in frame.itertuples():
         when = timefmt.human(row.window_start, zone)
@@ -69,5 +73,7 @@ def render(view: View) -> None:
                 st.markdown("Ticker pages: " + " · ".join(ticker_link(k, view.range_name) for k in tickers))
             members["window_start"] = [timefmt.human(t_utc(ts), zone) for ts in members["window_start"]]
             members["negative_ratio"] = members["negative_ratio"].map(pct)
-            st.dataframe(members, hide_index=True, use_container_width=True)
+            st.dataframe(members, hide_index=True, width="stretch")
             actions(view.url, str(row.id), str(row.status), who)
+    pages = max(1, -(-total // PAGE_SIZE))
+    pager(page, page < pages, pages)

@@ -3,23 +3,29 @@ negative ratio or the sentiment index; cells that raised an alert outlined; inci
 
 A click on a cell selects its row (the ``focus`` selection, on the field ``key``): the page then opens that
 key's chart. Times are the viewer's local time (Vega's default), formatted per ``dashboard.timefmt``.
+
+The spec is written as a Vega-Lite dict, not built with Altair: Altair spends about half a second per chart
+validating and hashing its schema objects, three times per Overview and on every refresh. The data go as
+named datasets (frames), which Streamlit sends as Arrow.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-import altair as alt
 import pandas as pd
 
 from dashboard.charts import INCIDENT_COLOURS
 
 SELECTION = "focus"
 ROW_PX, LANE_PX, LANES = 20, 12, 3
-COLOURS = {
-    "negative_ratio": ("negative ratio", alt.Scale(scheme="orangered", domain=[0, 1]), ".0%"),
-    "sentiment_index": ("sentiment index", alt.Scale(scheme="redblue", domain=[-1, 1], domainMid=0), "+.2f"),
+COLOURS: dict[str, tuple[str, dict[str, Any], str]] = {
+    "negative_ratio": ("negative ratio", {"scheme": "orangered", "domain": [0, 1]}, ".0%"),
+    "sentiment_index": ("sentiment index", {"scheme": "redblue", "domain": [-1, 1], "domainMid": 0}, "+.2f"),
 }
+CELL_COLUMNS = ["key", "row", "bucket", "bucket_end", "n", "negative_ratio", "baseline", "threshold", "sentiment_index"]
+STATUS_SCALE = {"domain": list(INCIDENT_COLOURS), "range": list(INCIDENT_COLOURS.values())}
 
 
 @dataclass(frozen=True)
@@ -37,7 +43,7 @@ def cells(frame: pd.DataFrame, layout: Layout) -> pd.DataFrame:
     """The grid frame cut to the layout's rows, with each row's label."""
     shown = frame[frame["key"].isin(layout.rows) & (frame["n"] > 0)].copy()
     shown["row"] = shown["key"].map(layout.labels)
-    return shown
+    return shown[CELL_COLUMNS].reset_index(drop=True)
 
 
 def alerted(frame: pd.DataFrame, alerts: pd.DataFrame, bucket_s: int, layout: Layout) -> pd.DataFrame:
@@ -53,83 +59,117 @@ def alerted(frame: pd.DataFrame, alerts: pd.DataFrame, bucket_s: int, layout: La
     return out
 
 
+def _tip(field: str, title: str, kind: str = "quantitative", fmt: str | None = None) -> dict[str, Any]:
+    return {"field": field, "type": kind, "title": title, **({"format": fmt} if fmt else {})}
+
+
 def heatmap(
     frame: pd.DataFrame, alerts: pd.DataFrame, marks: pd.DataFrame, bucket_s: int, layout: Layout, title: str
-) -> alt.LayerChart:
-    """The chart: cells, alert outlines, and incidents as rules with their labels above the rows."""
+) -> dict[str, Any]:
+    """The Vega-Lite spec: cells, alert outlines, and incidents as rules with their labels above the rows."""
     label, scale, number = COLOURS[layout.colour]
     order = [layout.labels[k] for k in layout.rows]
-    x = alt.X("bucket:T", title=None, axis=alt.Axis(format=layout.axis_format, labelOverlap=True, labelFlush=False))
-    y = alt.Y("row:N", sort=order, title=None, axis=alt.Axis(labelLimit=180))
-    focus = alt.selection_point(name=SELECTION, fields=["key"], on="click", toggle=False)
-    tip = [
-        alt.Tooltip("key:N", title="key"),
-        alt.Tooltip("bucket:T", format=layout.tip_format, title="from"),
-        alt.Tooltip("negative_ratio:Q", format=".0%", title="negative"),
-        alt.Tooltip("baseline:Q", format=".0%", title="baseline"),
-        alt.Tooltip("threshold:Q", format=".0%", title="threshold"),
-        alt.Tooltip("sentiment_index:Q", format="+.2f", title="index"),
-        alt.Tooltip("n:Q", title="messages"),
+    axis = {"format": layout.axis_format, "labelOverlap": True, "labelFlush": False}
+    x = {"field": "bucket", "type": "temporal", "title": None, "axis": axis}
+    y = {"field": "row", "type": "nominal", "sort": order, "title": None, "axis": {"labelLimit": 180}}
+    span = {"x": x, "x2": {"field": "bucket_end"}, "y": y}
+    layers: list[dict[str, Any]] = [
+        {
+            "name": "cells",
+            "data": {"name": "cells"},
+            "mark": {"type": "rect", "stroke": "#ffffff", "strokeWidth": 0.5},
+            "encoding": {
+                **span,
+                "color": {
+                    "field": layout.colour,
+                    "type": "quantitative",
+                    "scale": scale,
+                    "legend": {"title": label, "format": number},
+                },
+                "tooltip": [
+                    _tip("key", "key", "nominal"),
+                    _tip("bucket", "from", "temporal", layout.tip_format),
+                    _tip("negative_ratio", "negative", fmt=".0%"),
+                    _tip("baseline", "baseline", fmt=".0%"),
+                    _tip("threshold", "threshold", fmt=".0%"),
+                    _tip("sentiment_index", "index", fmt="+.2f"),
+                    _tip("n", "messages"),
+                ],
+            },
+        }
     ]
-    grid = (
-        alt.Chart(cells(frame, layout))
-        .mark_rect(stroke="#ffffff", strokeWidth=0.5)
-        .encode(
-            x=x,
-            x2="bucket_end:T",
-            y=y,
-            color=alt.Color(f"{layout.colour}:Q", scale=scale, legend=alt.Legend(title=label, format=number)),
-            tooltip=tip,
-        )
-        .add_params(focus)
-    )
-    layers: list[alt.Chart] = [grid]
+    datasets: dict[str, pd.DataFrame] = {"cells": cells(frame, layout)}
     outlined = alerted(frame, alerts, bucket_s, layout)
     if not outlined.empty:
+        datasets["alerted"] = outlined
         layers.append(
-            alt.Chart(outlined)
-            .mark_rect(fillOpacity=0, stroke="#111111", strokeWidth=2)
-            .encode(
-                x=x,
-                x2="bucket_end:T",
-                y=y,
-                tooltip=[alt.Tooltip("key:N"), alt.Tooltip("alerts:Q"), alt.Tooltip("severity:N", title="worst")],
-            )
+            {
+                "data": {"name": "alerted"},
+                "mark": {"type": "rect", "fillOpacity": 0, "stroke": "#111111", "strokeWidth": 2},
+                "encoding": {
+                    **span,
+                    "tooltip": [
+                        _tip("key", "key", "nominal"),
+                        _tip("alerts", "alerts"),
+                        _tip("severity", "worst", "nominal"),
+                    ],
+                },
+            }
         )
-    status = alt.Scale(domain=list(INCIDENT_COLOURS), range=list(INCIDENT_COLOURS.values()))
     if not marks.empty:
         lanes = marks.assign(lane=[i % LANES for i in range(len(marks))])
+        datasets["incidents"] = lanes
         layers.append(
-            alt.Chart(lanes)
-            .mark_rule(strokeDash=[6, 3], strokeWidth=1.5)
-            .encode(
-                x="window_start:T",
-                stroke=alt.Stroke("status:N", scale=status, legend=alt.Legend(title="incident", orient="bottom")),
-            )
+            {
+                "data": {"name": "incidents"},
+                "mark": {"type": "rule", "strokeDash": [6, 3], "strokeWidth": 1.5},
+                "encoding": {
+                    "x": {"field": "window_start", "type": "temporal"},
+                    "stroke": {
+                        "field": "status",
+                        "type": "nominal",
+                        "scale": STATUS_SCALE,
+                        "legend": {"title": "incident", "orient": "bottom"},
+                    },
+                },
+            }
         )
         for lane in range(LANES):  # labels above the rows, taking turns in lanes (a fixed pixel height each)
-            taken = lanes[lanes["lane"] == lane]
-            if taken.empty:
+            if not (lanes["lane"] == lane).any():
                 continue
+            name = f"incidents_{lane}"
+            datasets[name] = lanes[lanes["lane"] == lane]
             layers.append(
-                alt.Chart(taken)
-                .mark_text(align="left", dx=3, baseline="bottom", fontWeight="bold", limit=220)
-                .encode(
-                    x="window_start:T",
-                    y=alt.value(-4 - LANE_PX * lane),
-                    text="label:N",
-                    fill=alt.Fill("status:N", scale=status, legend=None),
-                    tooltip=[
-                        alt.Tooltip("label:N", title="incident"),
-                        alt.Tooltip("window_start:T", format=layout.tip_format, title="first window"),
-                        alt.Tooltip("n_alerts:Q", title="alerts"),
-                        alt.Tooltip("acknowledged_by:N", title="by"),
-                    ],
-                )
+                {
+                    "data": {"name": name},
+                    "mark": {"type": "text", "align": "left", "dx": 3, "baseline": "bottom", "fontWeight": "bold"},
+                    "encoding": {
+                        "x": {"field": "window_start", "type": "temporal"},
+                        "y": {"value": -4 - LANE_PX * lane},
+                        "text": {"field": "label", "type": "nominal"},
+                        "fill": {"field": "status", "type": "nominal", "scale": STATUS_SCALE, "legend": None},
+                        "tooltip": [
+                            _tip("label", "incident", "nominal"),
+                            _tip("window_start", "first window", "temporal", layout.tip_format),
+                            _tip("n_alerts", "alerts"),
+                            _tip("acknowledged_by", "by", "nominal"),
+                        ],
+                    },
+                }
             )
     lanes_px = 0 if marks.empty else LANE_PX * min(LANES, len(marks)) + 6
-    return (
-        alt.layer(*layers)
-        .properties(height=alt.Step(ROW_PX), title=alt.TitleParams(title, offset=lanes_px + 4))
-        .configure_view(clip=False)
-    )
+    return {
+        "$schema": "https://vega.github.io/schema/vega-lite/v6.json",
+        "title": {"text": title, "offset": lanes_px + 4},
+        "height": {"step": ROW_PX},
+        "params": [
+            {
+                "name": SELECTION,
+                "select": {"type": "point", "fields": ["key"], "on": "click", "toggle": False},
+                "views": ["cells"],
+            }
+        ],
+        "layer": layers,
+        "datasets": datasets,
+        "config": {"view": {"clip": False}},
+    }

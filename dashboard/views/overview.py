@@ -139,7 +139,7 @@ def section(view: View, dimension: str, colour: str, watched: tuple[str, ...], c
     left, right = st.columns([3, 2])
     with left:
         widget = f"heat_{dimension}"
-        st.altair_chart(
+        st.vega_lite_chart(
             heatmap.heatmap(frame, alerts, marks, context["bucket"], layout, title),
             width="stretch",
             key=widget,

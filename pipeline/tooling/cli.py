@@ -54,7 +54,7 @@ def dashboard(
     """Serve the analyst dashboard (Streamlit) on the given store."""
     import importlib.util
     import os
-    import subprocess
+    import sys
 
     from pipeline.tooling.dashboard_server import streamlit_command
 
@@ -65,10 +65,11 @@ def dashboard(
     if model is not None:
         env["FINSENT_MODEL_DIR"] = str(model)
     typer.echo(f"dashboard on http://{host}:{port} (store {store.split('@')[-1]}); Ctrl-C stops it")
-    try:
-        raise typer.Exit(subprocess.call(streamlit_command(host, port), env=env))
-    except KeyboardInterrupt:
-        raise typer.Exit(0) from None
+    command = streamlit_command(host, port)
+    sys.stdout.flush()
+    # this process becomes Streamlit: a stop signal (systemd, docker stop, a test's terminate) reaches the server
+    # itself instead of leaving it running behind a parent that exited
+    os.execve(command[0], command, env)  # noqa: S606 - a fixed argv: this Python, -m streamlit, our app
 
 
 @app.command()

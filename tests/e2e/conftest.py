@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -28,13 +29,18 @@ def dashboard(tmp_path: Path) -> Iterator[Dashboard]:
         stdout=log,
         stderr=subprocess.STDOUT,
         env={**os.environ, "FINSENT_DASHBOARD_REFRESH_S": "60"},
+        start_new_session=True,  # its own process group: the server and anything it starts stop together
     )
     try:
         assert wait_for_port("127.0.0.1", port, 60), (tmp_path / "dashboard.log").read_text()
         yield Dashboard(f"http://127.0.0.1:{port}", store_url)
     finally:
-        proc.terminate()
-        proc.wait(timeout=15)
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=15)
         log.close()
 
 

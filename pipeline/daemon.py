@@ -304,8 +304,9 @@ class Daemon(AssignmentProtocol):
     def account(self, event: Event, value: bytes | None, score: Score, scored_at_ms: int) -> None:
         """Publish the scored event, keep its drill-down row, and count it in its windows (on time or late)."""
         sink = self.connected()[0]
+        o = event.origin
         self.partitions.saw_event(
-            (event.origin.topic, event.origin.partition), event.event_time_ms, scored_at_ms, self.watermark
+            (o.topic, o.partition), event.event_time_ms, scored_at_ms, self.watermark, o.timestamp_ms
         )
         start = window_start(event.event_time_ms, self.settings.window_size_ms)
         late = is_window_closed(start, self.settings.window_size_ms, self.settings.grace_ms, self.watermark)

@@ -24,9 +24,11 @@ class Owned:
     expected: int | None  # the store's next offset as we last saw it (None: never committed)
     epoch: int | None  # our owner epoch (``pipeline.ownership``): the store fences our writes on it
     event_ms: int | None  # newest event time that moved the partition on
-    quiet_since_ms: int  # wall clock of the record that last moved it on (or of a first assignment)
+    quiet_since_ms: int  # when the record that last moved it on was appended (or, never known, the assignment)
     stored_event_ms: int | None  # ... as the store holds them
     stored_quiet_since_ms: int
+    quiet_known: bool = True  # False: ``quiet_since_ms`` is the assignment, no record's time
+    stored_quiet_known: bool = True
 
 
 class OwnedPartitions:
@@ -51,8 +53,10 @@ class OwnedPartitions:
     def assign(self, tp: TP, stored: StoredPartition, now_ms: int) -> None:
         """Take a partition over as the store holds it; its quiet spell goes on from the stored one."""
         quiet = stored.quiet_since_ms if stored.quiet_since_ms is not None else now_ms
-        offset = stored.next_offset
-        self.owned[tp] = Owned(offset or 0, offset, stored.epoch, stored.event_ms, quiet, stored.event_ms, quiet)
+        offset, known = stored.next_offset, stored.quiet_since_ms is not None
+        self.owned[tp] = Owned(
+            offset or 0, offset, stored.epoch, stored.event_ms, quiet, stored.event_ms, quiet, known, known
+        )
 
     def restore(self, tp: TP, stored: StoredPartition, now_ms: int) -> None:
         """Back to what the store holds (a rewind), keeping our epoch: if another member took the partition
@@ -76,15 +80,22 @@ class OwnedPartitions:
             if state is not None and position is not None and position > state.position:
                 state.position = position
 
-    def saw_event(self, tp: TP, event_ms: int, now_ms: int, watermark_ms: int | None) -> None:
+    def saw_event(
+        self, tp: TP, event_ms: int, now_ms: int, watermark_ms: int | None, appended_ms: int | None = None
+    ) -> None:
         """A record of ``tp`` with this event time was scored and counted (records are handled in order).
 
         Only a record past both the partition's newest event time and the group's watermark moves it on
-        and ends its quiet spell; a late or duplicate one changes nothing."""
+        and ends its quiet spell; a late or duplicate one changes nothing. The new spell starts when the
+        record was appended (its Kafka timestamp), or when it was read if that is earlier or unknown:
+        a record read late (a backlog, a daemon starting) is not a partition that just spoke."""
         state = self.owned.get(tp)
-        if state is not None and moves_on(event_ms, state.event_ms, watermark_ms):
-            state.event_ms = event_ms
-            state.quiet_since_ms = now_ms
+        if state is None or not moves_on(event_ms, state.event_ms, watermark_ms):
+            return
+        at = now_ms if appended_ms is None or appended_ms < 0 else min(now_ms, appended_ms)
+        state.event_ms = event_ms
+        state.quiet_since_ms = max(state.quiet_since_ms, at) if state.quiet_known else at
+        state.quiet_known = True
 
     def positions(self, held: dict[TP, int] | None = None) -> dict[TP, int]:
         """The next offset to commit per partition: the read position, or the oldest record still
@@ -122,13 +133,14 @@ class OwnedPartitions:
                 self.owned[tp].expected = offset
         for tp, p in progress.items():
             if tp in self.owned:
-                self.owned[tp].stored_event_ms = p.event_ms
+                state = self.owned[tp]
+                state.stored_event_ms = p.event_ms
                 if p.quiet_since_ms is not None:
-                    self.owned[tp].stored_quiet_since_ms = p.quiet_since_ms
+                    state.stored_quiet_since_ms, state.stored_quiet_known = p.quiet_since_ms, state.quiet_known
 
     def rewind(self) -> None:
         """Back to what the store holds (without seeking: for a daemon that is stopping)."""
         for s in self.owned.values():
             s.position = s.expected or 0
             s.event_ms = s.stored_event_ms
-            s.quiet_since_ms = s.stored_quiet_since_ms
+            s.quiet_since_ms, s.quiet_known = s.stored_quiet_since_ms, s.stored_quiet_known

@@ -1,10 +1,12 @@
 """Event-time progress of the input partitions and the global watermark: pure rules, no I/O.
 
 Each partition's owner stores, beside its offset, the partition's progress: the newest event time
-that moved it on (never past the wall clock), and since when it has been quiet — the wall clock of
-that record. A record moves a partition on only when its event time is past both the partition's
-newest and the group's watermark: a dead-lettered, late or duplicate record does not, so it
-neither ends a quiet spell nor pulls the partition below a watermark the group already passed.
+that moved it on (never past the wall clock), and since when it has been quiet — when that record
+was appended to the log (its Kafka timestamp, or the time it was read if that is earlier), so a
+record read late does not make a partition look as if it had just spoken. A record moves a
+partition on only when its event time is past both the partition's newest and the group's
+watermark: a dead-lettered, late or duplicate record does not, so it neither ends a quiet spell nor
+pulls the partition below a watermark the group already passed.
 
 Idleness is a state, not a timer. The quiet spell is stored, so a restart, a rebalance or a rewind
 continues it instead of starting a new one. An owner claims a partition idle while it has been

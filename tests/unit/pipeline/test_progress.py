@@ -219,3 +219,28 @@ def test_commits_step_over_transaction_markers_and_deleted_records_but_never_bac
     partitions.skip_to({P0: 50})
     assert partitions.positions() == {P0: 106}
     assert partitions.positions({P0: 104}) == {P0: 104}, "never past a record still waiting for the model"
+
+
+def test_a_quiet_spell_starts_when_the_record_was_appended_not_when_it_was_read() -> None:
+    partitions = owned(None, StoredPartition())  # a first start: the partition's spell is not known yet
+    partitions.read(P0, 0)
+    partitions.saw_event(P0, NOW - 16_000, NOW, None, appended_ms=NOW - 16_000)  # read 16 s after it was written
+    assert partitions.progress(NOW)[P0].quiet_since_ms == NOW - 16_000, "not the assignment, not the read"
+    claim = OwnedPartitions(IDLE, TTL, lambda tp: NOW + 100)
+    claim.owned = partitions.owned
+    assert claim.progress(NOW + 200)[P0].at(NOW + 200, TTL) == NOW + 200, "caught up: it follows the wall clock"
+
+
+@pytest.mark.parametrize(
+    ("appended", "expected", "why"),
+    [
+        (NOW + 60_000, NOW, "a producer clock ahead of ours: the time it was read"),
+        (None, NOW, "no Kafka timestamp: the time it was read"),
+        (-1, NOW, "no Kafka timestamp (-1): the time it was read"),
+        (QUIET_LONG_AGO - 1_000, QUIET_LONG_AGO, "appended before the spell already known: the spell never goes back"),
+    ],
+)
+def test_where_a_quiet_spell_starts(appended: int | None, expected: int, why: str) -> None:
+    partitions = owned(None, IDLE_STORED)
+    partitions.saw_event(P0, NOW - 5_000, NOW, None, appended_ms=appended)
+    assert partitions.progress(NOW)[P0].quiet_since_ms == expected, why

@@ -154,7 +154,8 @@ def retire_topic(
 
     Windows wait for every partition any daemon of the group has read or seen, so a topic removed
     from the configuration holds them open until it is retired here. Run it once the last daemon
-    reading the topic has stopped: a daemon that still reads it registers it again.
+    reading the topic has stopped: it is refused while an offset of the topic was committed within
+    the last minute, and a daemon that still reads it registers it again.
     """
     from sqlalchemy.exc import SQLAlchemyError
 

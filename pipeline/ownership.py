@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, delete, or_, select, update
+from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from pipeline import tables as t
@@ -32,10 +32,15 @@ from pipeline.engine import StoreError
 from pipeline.progress import Partition, PartitionProgress
 
 MEMBER = f"{socket.gethostname()}:{os.getpid()}"
+RETIRE_QUIET_S = 60.0  # an input topic is retired only once no offset of it was committed for this long
 
 
 class FencedError(RuntimeError):
     """Another member took one of our partitions, or committed for it: our pending work is stale."""
+
+
+class RetireError(StoreError):
+    """An input topic cannot be retired yet: a daemon may still read it."""
 
 
 class GroupConflictError(StoreError):
@@ -208,12 +213,21 @@ def register_partitions(conn: Connection, group_id: str, seen: Iterable[Partitio
     return {r.topic: r.partitions for r in rows}
 
 
-def retire_topic(conn: Connection, group_id: str, topic: str) -> int:
-    """Stop waiting for ``topic``: forget its partition count, offsets and owners. Returns the offsets forgotten."""
-    o, po, ip = t.offsets.c, t.partition_owners.c, t.input_partitions.c
+def retire_topic(conn: Connection, group_id: str, topic: str, now: datetime, quiet_s: float = RETIRE_QUIET_S) -> int:
+    """Stop waiting for ``topic``: forget its partition count and offsets. Returns the offsets forgotten.
+
+    Refused (``RetireError``) while a daemon may still read it — an offset committed within ``quiet_s``:
+    that daemon would find its offsets gone and read the topic again from the start."""
+    o, ip = t.offsets.c, t.input_partitions.c
+    last = conn.execute(select(func.max(o.updated_at)).where(o.group_id == group_id, o.topic == topic)).scalar()
+    if last is not None and (now - t.as_utc(last)).total_seconds() < quiet_s:
+        raise RetireError(
+            f"{topic} was committed by group {group_id!r} {(now - t.as_utc(last)).total_seconds():.0f} s ago: a "
+            f"daemon still reads it; take it out of every daemon's FINSENT_INPUT_TOPICS, stop or restart them, and "
+            f"retire it once nothing has committed it for {quiet_s:.0f} s"
+        )
     forgotten = len(
         conn.execute(delete(t.offsets).where(o.group_id == group_id, o.topic == topic).returning(o.partition)).all()
     )
-    conn.execute(delete(t.partition_owners).where(po.group_id == group_id, po.topic == topic))
     conn.execute(delete(t.input_partitions).where(ip.group_id == group_id, ip.topic == topic))
     return forgotten

@@ -157,10 +157,12 @@ class Store:
             ownership.claim_group(conn, group_id, datetime.now(UTC))
 
     def retire_topic(self, group_id: str, topic: str) -> int:
-        """Windows stop waiting for an input topic no daemon of the group reads any more."""
+        """Windows stop waiting for an input topic no daemon of the group reads any more (``RetireError`` while
+        one may still read it)."""
+        now = datetime.now(UTC)
         with self.engine.begin() as conn:
-            self._lock_progress(conn, group_id, datetime.now(UTC))
-            return ownership.retire_topic(conn, group_id, topic)
+            self._lock_progress(conn, group_id, now)
+            return ownership.retire_topic(conn, group_id, topic, now)
 
     def watermark(self, group_id: str) -> int | None:
         """The group's global watermark as last committed (every window it closed is closed)."""

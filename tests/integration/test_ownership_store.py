@@ -11,12 +11,13 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from pipeline.alerts import SpikeDetector
-from pipeline.ownership import GroupConflictError
+from pipeline.ownership import GroupConflictError, RetireError
 from pipeline.progress import PartitionProgress
 from pipeline.spikes import SpikeRule
 from pipeline.store import Checkpoint, FencedError, Store
@@ -76,10 +77,18 @@ def test_a_retired_topic_is_no_longer_waited_for(store: Store) -> None:
     progress = {NEWS[0]: PartitionProgress(10 * MIN), ("old", 0): PartitionProgress(1_000)}
     seen = frozenset({NEWS[0], ("old", 0)})
     cp = Checkpoint("g", dict.fromkeys(progress, 1), dict.fromkeys(progress), progress=progress, partitions=seen)
-    assert store.commit_checkpoint(cp).watermark_ms == 1_000
+    assert store.commit_checkpoint(cp, now=datetime.now(UTC) - timedelta(minutes=5)).watermark_ms == 1_000
     assert store.retire_topic("g", "old") == 1
     cp = Checkpoint("g", {NEWS[0]: 2}, {NEWS[0]: 1}, progress={NEWS[0]: PartitionProgress(10 * MIN)})
     assert store.commit_checkpoint(dataclasses.replace(cp, partitions=frozenset({NEWS[0]}))).watermark_ms == (10 * MIN)
+
+
+def test_a_topic_a_daemon_still_reads_is_not_retired(store: Store) -> None:
+    cp = Checkpoint("g", {("old", 0): 1}, {("old", 0): None}, progress={("old", 0): PartitionProgress(1_000)})
+    store.commit_checkpoint(dataclasses.replace(cp, partitions=frozenset({("old", 0)})))
+    with pytest.raises(RetireError, match=r"old was committed by group 'g' \d+ s ago: a daemon still reads it"):
+        store.retire_topic("g", "old")
+    assert store.load_offsets("g", [("old", 0)]) == {("old", 0): 1}, "its offsets are kept"
 
 
 def test_a_member_that_lost_a_partition_cannot_write_for_it(store: Store) -> None:
@@ -145,7 +154,8 @@ def test_finsent_retire_topic_forgets_a_topic_for_its_group(tmp_path: Path) -> N
     progress = {("old", 0): PartitionProgress(1_000), ("old", 1): PartitionProgress(1_000)}
     seen = frozenset(progress)
     store.commit_checkpoint(
-        Checkpoint("g", dict.fromkeys(progress, 1), dict.fromkeys(progress), progress=progress, partitions=seen)
+        Checkpoint("g", dict.fromkeys(progress, 1), dict.fromkeys(progress), progress=progress, partitions=seen),
+        now=datetime.now(UTC) - timedelta(minutes=5),  # the last daemon that read it stopped five minutes ago
     )
     result = CliRunner().invoke(app, ["retire-topic", "old", "--group-id", "g", "--store", url], env={})
     assert result.exit_code == 0, result.output

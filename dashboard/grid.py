@@ -200,7 +200,7 @@ def movers(frame: pd.DataFrame, limit: int = 10) -> pd.DataFrame:
     )
     out["change"] = out["negative_ratio"] - out["baseline"]
     out = out.dropna(subset=["change"]).sort_values("change", ascending=False, kind="stable").head(limit)
-    ordered = frame.sort_values("bucket")
-    trend = ordered.groupby("key")["negative_ratio"].apply(lambda s: [round(float(x), 3) for x in s.fillna(0.0)])
+    shown = frame[frame["key"].isin(out.index)].sort_values("bucket")  # sparklines of the shown keys only
+    trend = shown["negative_ratio"].fillna(0.0).round(3).groupby(shown["key"]).agg(list)
     out["trend"] = trend.reindex(out.index)
     return out.reset_index()[["key", "negative_ratio", "baseline", "change", "trend", "n"]]

@@ -104,9 +104,9 @@ def ticker_links(tickers: list[str], range_name: str | None = None) -> str:
     return " · ".join(ticker_link(k, range_name) for k in dict.fromkeys(tickers))
 
 
-def ticker_column(label: str = "ticker page") -> object:
+def ticker_column(label: str = "ticker page", width: int | None = None) -> object:
     """A table column of ``ticker_url`` links, each showing the ticker its URL names."""
-    return st.column_config.LinkColumn(label, display_text=r"ticker=([^&]+)")
+    return st.column_config.LinkColumn(label, display_text=r"ticker=([^&]+)", width=width)
 
 
 def analyst_name(who: Identity) -> str | None:

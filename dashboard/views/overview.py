@@ -96,26 +96,28 @@ def movers_table(view: View, dimension: str, frame: pd.DataFrame, incidents: pd.
     touched = open_roots[open_roots["root_dimension"] == dimension].set_index("root_key")["status"]
     top["incident"] = top["key"].map(lambda k: f"INC {touched[k]}" if k in touched.index else "")
     top["change"] = top["change"].map(timefmt.points)
-    columns = ["key", "change", "negative_ratio", "trend", "n", "incident"]
+    columns = ["key", "change", "trend", "n", "incident"]
     config: dict[str, Any] = {
-        "key": st.column_config.TextColumn(DIMENSIONS[dimension][:-1].lower()),
-        "change": st.column_config.TextColumn("vs baseline", help="negative ratio over the range minus its baseline"),
-        "negative_ratio": st.column_config.NumberColumn("negative", format="percent", width="small"),
-        "trend": st.column_config.LineChartColumn("trend", y_min=0.0, y_max=1.0, width="small"),
-        "n": st.column_config.NumberColumn("msgs", width="small"),
-        "incident": st.column_config.TextColumn("incident", width="small"),
+        "key": st.column_config.TextColumn(DIMENSIONS[dimension][:-1].lower(), width=110),
+        "change": st.column_config.TextColumn(
+            "vs baseline", help="negative ratio over the range minus its baseline", width=80
+        ),
+        "trend": st.column_config.LineChartColumn("negative ratio", y_min=0.0, y_max=1.0, width=100),
+        "n": st.column_config.NumberColumn("msgs", width=55),
+        "incident": st.column_config.TextColumn("incident", width=80),
     }
-    if dimension == "ticker":
-        top["page"] = [ticker_url(k, view.range_name) for k in top["key"]]
-        columns.append("page")
-        config["page"] = ticker_column("page")
+    keys = top["key"].tolist()
+    if dimension == "ticker":  # a ticker is a link to its page
+        top["key"] = [ticker_url(k, view.range_name) for k in keys]
+        config["key"] = ticker_column("ticker", width=110)
     widget = f"movers_{dimension}"
     st.dataframe(
         top[columns],
+        width="stretch",
         hide_index=True,
         column_config=config,
         key=widget,
-        on_select=lambda: pick(dimension, widget, top["key"].tolist()),
+        on_select=lambda: pick(dimension, widget, keys),
         selection_mode="single-row",
     )
 
@@ -136,7 +138,7 @@ def section(view: View, dimension: str, colour: str, watched: tuple[str, ...], c
     marks = charts.incident_marks(context["incidents"], context["members"], dimension, shown)
     what = "negative ratio" if colour == "negative_ratio" else "sentiment index"
     title = f"{what} per {dimension} and {context['width']} (outlined: alerts; dashed: incidents)"
-    left, right = st.columns([3, 2])
+    left, right = st.columns([5, 4])
     with left:
         widget = f"heat_{dimension}"
         st.vega_lite_chart(

@@ -81,10 +81,14 @@ def test_overview_draws_a_heatmap_per_dimension_with_alerts_outlined(store_url: 
 
 def test_overview_movers_rank_by_change_against_the_baseline(store_url: str) -> None:  # noqa: F811
     at = app("Overview")
-    movers = at.dataframe[0].value  # the tickers' movers come first
-    assert movers["key"].tolist() == ["ACME", "GLOBEX"]
+    movers = at.dataframe[0].value  # the tickers' movers come first, each a link to its page
+    assert movers["key"].tolist() == [
+        "./?view=Ticker&ticker=ACME&range=all",
+        "./?view=Ticker&ticker=GLOBEX&range=all",
+    ]
     assert movers["change"].iloc[0].startswith("+") and movers["incident"].iloc[0] == "INC open"
-    assert movers["page"].iloc[0] == "./?view=Ticker&ticker=ACME&range=all"
+    topics = at.dataframe[1].value
+    assert topics["key"].tolist()[0] == "Stock Movement", "the burst's topic moved most"
     assert len(movers["trend"].iloc[0]) == 10, "a sparkline point per window"
 
 

@@ -58,6 +58,8 @@ def test_heatmaps_bucket_in_sql_on_postgresql(pg_store: str) -> None:
         ("plunging", 16),  # English stemming: plunge
         ("plung*", 16),
         ('"fraud prob*"', 16),
+        ("fra*", 16),
+        ("fra", 0),
         ("announces -globex", 92),
         ("cut", 0),
         ("the", 0),  # a stop word alone: nothing to look up

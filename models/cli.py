@@ -68,7 +68,7 @@ def train(
     patience: Annotated[int, typer.Option(help="Stop after N evaluations without dev improvement.")] = 6,
     seed: Annotated[int, typer.Option(help="Seed of the split, the shuffles and the initialisation.")] = 13,
     threads: Annotated[int, typer.Option(help="torch threads (0 = torch's default).")] = 0,
-    bf16: Annotated[bool, typer.Option(help="v3: bf16 autocast (about 2x on CPUs with AVX-512 BF16).")] = True,
+    bf16: Annotated[bool, typer.Option(help="v3: bf16 autocast where the CPU has bf16 (else fp32).")] = True,
     limit: Annotated[
         Optional[int], typer.Option(help="Use only the first N training rows per task (smoke runs).")
     ] = None,

@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 from models.augment import EntitySwapper, load_gazetteer
 from models.corpus import Corpus, build_corpus, dev_score, score_set
 from models.data import IGNORE, Example
+from models.hardware import bf16_pays
 from models.network import MultiTaskClassifier, default_base_model
 from models.teacher import choose_max_length, masked_sentiment, row_key
 from models.tokenization import encode, load_tokenizer, pad_batch, pad_id_of
@@ -182,7 +183,7 @@ def train_student(cfg: StudentConfig, corpus: Corpus | None = None) -> dict[str,
     best: dict[str, Any] = {"score": -1.0}
     since_best, step, epoch, running = 0, 0, 0, 0.0
     progress = tqdm(total=total, desc="student", unit="step", dynamic_ncols=True)
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16)
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16_pays("cpu", cfg.bf16))
     while step < total and since_best < cfg.patience:
         epoch += 1
         ids = list(base_ids)

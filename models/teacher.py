@@ -10,8 +10,7 @@ Outputs in ``output_dir``: ``best/`` (top layers and heads, the base model's pat
 (logits of both heads for every training and dev row by ``row_key``, which the student reads),
 ``teacher.json`` (dev figures, sizes, wall time), ``train_log.jsonl``.
 
-    python -m models.teacher --base-model DIR --data-dir DATA -o runs/teacher   # ~1 h on 2 cores
-    python -m models.teacher ... --device cuda                                 # minutes on a GPU
+    python -m models.teacher --base-model DIR --data-dir DATA -o runs/teacher   # ~1 h on 2 cores, minutes on cuda
 """
 
 from __future__ import annotations
@@ -37,6 +36,7 @@ from tqdm.auto import tqdm
 from models.contract import NEUTRAL_INDEX, SENTIMENT_LABELS, TOPIC_LABELS, normalize_text
 from models.corpus import Corpus, build_corpus, dev_score, score_set
 from models.data import IGNORE, Example
+from models.hardware import bf16_pays
 from models.tokenization import encode, load_tokenizer, pad_batch, pad_id_of
 from models.train import bucketed_batches
 
@@ -170,7 +170,7 @@ class LayerCache:
 
 def _autocast(cfg: TeacherConfig) -> Any:
     device = "cuda" if cfg.device.startswith("cuda") else "cpu"
-    return torch.autocast(device, dtype=torch.bfloat16, enabled=cfg.bf16)
+    return torch.autocast(device, dtype=torch.bfloat16, enabled=bf16_pays(device, cfg.bf16))
 
 
 def masked_sentiment(logits: torch.Tensor, binary: torch.Tensor) -> torch.Tensor:

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from models.contract import SENTIMENT_LABELS, TOPIC_LABELS
 from models.corpus import build_corpus, score_set
 from models.data import Example
+from models.hardware import bf16_pays
 from models.teacher import TopStack, load_encoder
 from models.tokenization import encode, load_tokenizer, pad_batch, pad_id_of
 
@@ -49,7 +50,7 @@ def teacher_predict(
         idx = order[start : start + 64]
         input_ids, mask = pad_batch([ids[i] for i in idx], pad_id)
         m = torch.from_numpy(mask).to(device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16_pays(device.type, bf16)):
             hidden = encoder(input_ids=torch.from_numpy(input_ids).to(device), attention_mask=m).last_hidden_state
             w = m.unsqueeze(-1).to(hidden.dtype)
             pooled = ((hidden * w).sum(1) / w.sum(1).clamp(min=1e-9)).float()

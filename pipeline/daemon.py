@@ -214,6 +214,8 @@ class Daemon(AssignmentProtocol):
         if tp not in self.partitions:  # a record of a partition we no longer own (rebalance race)
             return
         now = self.now_ms()
+        if record.timestamp is not None and record.timestamp > 0:
+            self.metrics.read_delay.observe(max(0.0, (now - record.timestamp) / 1000))
         self.partitions.read(tp, record.offset)
         self.pending.records += 1
         with self.metrics.timed("parse"):

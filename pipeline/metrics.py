@@ -108,6 +108,12 @@ class PipelineMetrics:
         self.last_commit = Gauge(
             "finsent_last_commit_timestamp_seconds", "When the last checkpoint was committed.", registry=registry
         )
+        self.read_delay = Histogram(
+            "finsent_read_delay_seconds",
+            "Record timestamp (the producer's send time) to the loop reading it: producer, broker, fetch.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60),
+            registry=registry,
+        )
         self.stage_seconds = Counter(
             "finsent_stage_seconds",
             "Time the consume loop spent per stage: fetch (blocked in poll), parse, produce, checkpoint (store).",

@@ -17,7 +17,7 @@ def render_profile(profile: dict[str, Any], tokeniser_ms: float | None) -> list[
         lines.append("    loop stages:   not timed by this build (no finsent_stage_seconds)")
     else:
         parts = [f"{k} {shares[k]:.0%} ({_ms(per_text[k])}/text)" for k in shares]
-        lines.append("    loop stages:   " + ", ".join(parts))
+        lines.append("    loop stages:   " + ", ".join(parts) + "  (fetch includes idle waits)")
     lat = profile.get("latency_ms") or {}
     if lat.get("event_to_scored") is not None:
         total = lat["event_to_scored"]

@@ -6,7 +6,7 @@ has taken effect, so every phase has work to do:
 
 1. two members start on the first part;
 2. two more join (four on eight partitions, two each) and the second part arrives;
-3. one member is SIGKILLed mid-stream; the third part arrives while its partitions move;
+3. the third part is produced over a few seconds, and one member is SIGKILLed while it flows;
 4. a replacement joins, the last part arrives, and the group finishes the stream.
 
 The totals of every dimension must equal those of one undisturbed daemon reading the same topic.
@@ -17,9 +17,12 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import pytest
+from kafka import KafkaProducer
 
 from pipeline.store import Store
 from pipeline.tooling.broker import EmbeddedBroker
@@ -75,6 +78,21 @@ def produce_part(bootstrap: str, topic: str, records: list[bytes], part: int) ->
         produce_to(bootstrap, topic, p, chunk[p::PARTITIONS])
 
 
+def produce_part_paced(bootstrap: str, topic: str, records: list[bytes], part: int, seconds: float) -> None:
+    """The part spread over ``seconds``, round the partitions: the stream is still flowing when a member dies,
+    however fast the machine."""
+    chunk = records[part * PER_PART : (part + 1) * PER_PART]
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")
+    started = time.monotonic()
+    for i, value in enumerate(chunk):
+        delay = started + i * seconds / len(chunk) - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        producer.send(topic, value=value, partition=i % PARTITIONS)
+    producer.flush(timeout=30)
+    producer.close(timeout=5)
+
+
 def test_four_daemons_eight_partitions_members_come_and_go(
     broker: EmbeddedBroker, unique: str, tmp_path: Path, tiny_model: Path, pg_url: str
 ) -> None:
@@ -108,12 +126,17 @@ def test_four_daemons_eight_partitions_members_come_and_go(
         wait_until(lambda: settled(live(), 2), 180, "four members on two partitions each")
         produce_part(broker.bootstrap, topic, records, 1)
         wait_until(lambda: total_n(store) >= PER_PART + PER_PART // 2, 180, "four members to make progress", 0.3)
-        # 3. one member is killed mid-stream; the rest take its partitions over
-        produce_part(broker.bootstrap, topic, records, 2)
-        wait_until(lambda: total_n(store) > 2 * PER_PART, 180, "the third part under way", 0.2)
+        # 3. one member is killed mid-stream (the part still being produced); the rest take its partitions over
+        feeder = threading.Thread(
+            target=produce_part_paced, args=(broker.bootstrap, topic, records, 2, 8.0), name="feeder", daemon=True
+        )
+        feeder.start()
+        wait_until(lambda: total_n(store) > 2 * PER_PART + 50, 180, "the third part under way", 0.1)
         procs["b"].send_signal(signal.SIGKILL)
         procs["b"].wait(timeout=10)
-        assert total_n(store) < 3 * PER_PART, "the third part was done before the kill: make it longer"
+        assert total_n(store) < 3 * PER_PART, "the third part was done before the kill"
+        feeder.join(60)
+        assert not feeder.is_alive(), "the third part was not produced within a minute"
         wait_until(lambda: total_n(store) >= 3 * PER_PART, 240, "the survivors to finish the third part", 0.3)
         # 4. a replacement joins; the last part
         start("e")

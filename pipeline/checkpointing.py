@@ -162,12 +162,14 @@ class CheckpointProtocol:
         now = self.now_ms()
         if not (self.pending.records or self.partitions or force):
             return None
-        self.deliver()
+        with self.metrics.timed("produce"):
+            self.deliver()
         for _ in range(RECORD_RETRIES):
             held = self.unscored_offsets()
             cp = self.build_checkpoint(now, held)
             try:
-                result = self.store.commit_checkpoint(cp)
+                with self.metrics.timed("checkpoint"):
+                    result = self.store.commit_checkpoint(cp)
                 break
             except RecordError as exc:
                 if not self.isolate_unstorable(exc):

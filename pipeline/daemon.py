@@ -188,7 +188,9 @@ class Daemon(AssignmentProtocol):
         self.beat()
         busy = not self.worker.idle or bool(self.pending.batch)
         wait = BUSY_POLL_MS if busy else IDLE_POLL_MS
-        for record in src.poll(timeout_ms=wait, max_records=self.settings.batch_size * 4):
+        with self.metrics.timed("fetch"):
+            records = src.poll(timeout_ms=wait, max_records=self.settings.batch_size * 4)
+        for record in records:
             self.handle(record)
         self.account_results(self.worker.collect())
         self.feed_model()
@@ -212,17 +214,20 @@ class Daemon(AssignmentProtocol):
         if tp not in self.partitions:  # a record of a partition we no longer own (rebalance race)
             return
         now = self.now_ms()
+        if record.timestamp is not None and record.timestamp > 0:
+            self.metrics.read_delay.observe(max(0.0, (now - record.timestamp) / 1000))
         self.partitions.read(tp, record.offset)
         self.pending.records += 1
-        parsed = parse_record(
-            record.value,
-            origin,
-            now_ms=now,
-            max_bytes=self.settings.max_message_bytes,
-            max_future_ms=self.settings.max_future_s * 1000,
-            watchlist=self.watchlist,
-            linker=self.linker,
-        )
+        with self.metrics.timed("parse"):
+            parsed = parse_record(
+                record.value,
+                origin,
+                now_ms=now,
+                max_bytes=self.settings.max_message_bytes,
+                max_future_ms=self.settings.max_future_s * 1000,
+                watchlist=self.watchlist,
+                linker=self.linker,
+            )
         if isinstance(parsed, Rejected):
             self.dead_letter(parsed)
             return
@@ -335,7 +340,8 @@ class Daemon(AssignmentProtocol):
             story=first_sighting,
             message=message.row(self.settings.max_stored_text_chars),
         )
-        sink.scored(event.id, payload, tag=accounted)
+        with self.metrics.timed("produce"):
+            sink.scored(event.id, payload, tag=accounted)
         self.pending.accounted.append(accounted)
         if late:
             self.metrics.late.inc()

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from pipeline.alerts import AlertRecord, ClosedWindow
 from pipeline.incidents import SPECIFICITY, Incident
 from pipeline.schema import REASONS
+
+# where the loop thread's time goes (non-overlapping): blocked in the consumer's poll (fetch responses,
+# including any time the broker holds a fetch for fetch_max_wait_ms), parsing records, handing scored
+# events to the producer and flushing it, the store transaction of a checkpoint. The model's time is
+# the scoring workers' (finsent_scoring_duration_seconds).
+STAGES = ("fetch", "parse", "produce", "checkpoint")
 
 
 class PipelineMetrics:
@@ -101,6 +108,29 @@ class PipelineMetrics:
         self.last_commit = Gauge(
             "finsent_last_commit_timestamp_seconds", "When the last checkpoint was committed.", registry=registry
         )
+        self.read_delay = Histogram(
+            "finsent_read_delay_seconds",
+            "Record timestamp (the producer's send time) to the loop reading it: producer, broker, fetch.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60),
+            registry=registry,
+        )
+        self.stage_seconds = Counter(
+            "finsent_stage_seconds",
+            "Time the consume loop spent per stage: fetch (blocked in poll), parse, produce, checkpoint (store).",
+            ["stage"],
+            registry=registry,
+        )
+        for stage in STAGES:
+            self.stage_seconds.labels(stage=stage)
+
+    @contextlib.contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        """Add the wall time of the block to ``finsent_stage_seconds{stage}`` (also when it raises)."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.stage_seconds.labels(stage=stage).inc(time.perf_counter() - started)
 
     def observe_closed(
         self, closed: Iterable[ClosedWindow], alerts: Iterable[AlertRecord], watchlist: frozenset[str]

@@ -1,18 +1,22 @@
-"""``finsent bench``: end-to-end throughput, event-to-scored latency and peak memory of the daemon,
-with the plain Hugging Face ``pipeline`` on the same texts as the baseline, in the same run.
+"""``finsent bench``: end-to-end throughput, the latency curve and live capacity of the daemon, peak memory,
+and the plain Hugging Face ``pipeline`` on the same texts as the baseline, in the same run.
 
 1. produce N real texts to an embedded broker, start the daemon (a subprocess), time until all are
-   scored: texts/s end to end, the daemon's peak RSS (VmHWM) and its batch-size distribution;
-   then the model alone on the same texts, in the daemon's batches (tokenise + run, nothing else):
-   end to end ÷ model alone says how much the pipeline around the model costs;
-2. produce at 50% and at 80% of that rate for a while: p50/p95/p99 of scored_at − event time;
+   scored: the backlog throughput (texts/s end to end), the daemon's peak RSS (VmHWM) and its batch
+   sizes; then the model alone on the same texts, in the daemon's batches, and the tokeniser alone;
+2. the latency curve (``pipeline.tooling.capacity``): paced steps at shares of that throughput,
+   p50/p95/p99 of scored_at − event time, and the live capacity — the highest rate whose p99 stays
+   within the target — with the loop's time per stage at that rate from the daemon's own timers;
 3. time ``transformers.pipeline("text-classification")`` on the same texts (batch size 1 and 32).
 
-The report names the CPU and its core count: figures compare only within one run on one machine.
+With ``compare`` (a git ref), steps 1–2 also run on that earlier build, checked out beside this one
+(``pipeline.tooling.builds``), alternating step by step. The report names the CPU, its core count and
+the load average: figures compare only within one run on one machine.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -24,10 +28,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 
 from pipeline.config import scoring_layout
 from pipeline.tooling.broker import EmbeddedBroker, free_port
+from pipeline.tooling.builds import Build, previous_build, this_build
+from pipeline.tooling.capacity import DEFAULT_SHARES, DEFAULT_TARGET_P99_MS, Ladder
 
 
 def load_texts(n: int, data_dir: str | None) -> tuple[list[str], str]:
@@ -59,14 +65,19 @@ def _peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def _iso_ms(value: str) -> float:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000
-
-
 class DaemonRun:
     """A ``finsent run`` subprocess on a fresh store and group, with helpers to watch it."""
 
-    def __init__(self, bootstrap: str, topic: str, workdir: Path, model: str | None, layout: tuple[int, int]) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        workdir: Path,
+        model: str | None,
+        layout: tuple[int, int],
+        build_root: Path | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.metrics_port = free_port()
         self.store = f"sqlite:///{workdir / f'{topic}.db'}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("FINSENT_")}
@@ -90,9 +101,14 @@ class DaemonRun:
         )
         if model:
             env["FINSENT_MODEL_DIR"] = model
+        env.update(extra_env or {})
         self.log = (workdir / f"{topic}.log").open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pipeline", "run"], env=env, stdout=self.log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "pipeline", "run"],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            cwd=build_root,
         )
 
     def scrape(self) -> str:
@@ -161,30 +177,6 @@ def _produce(bootstrap: str, topic: str, texts: list[str], rate: float | None = 
     producer.close(timeout=5)
 
 
-def _latencies(bootstrap: str, topic: str, n: int, timeout_s: float) -> list[float]:
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=f"bench-read-{time.time_ns()}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        session_timeout_ms=3000,
-        heartbeat_interval_ms=500,
-    )
-    out: list[float] = []
-    seen: set[bytes] = set()
-    deadline = time.monotonic() + timeout_s
-    while len(seen) < n and time.monotonic() < deadline:
-        for records in consumer.poll(timeout_ms=500).values():
-            for r in records:
-                if r.key not in seen:
-                    seen.add(r.key)
-                    event = json.loads(r.value)
-                    out.append(_iso_ms(event["scored_at"]) - _iso_ms(event["event_time"]))
-    consumer.close(autocommit=False)
-    return out
-
-
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -195,45 +187,6 @@ def cpu_model() -> str:
     import platform
 
     return platform.processor() or platform.machine()
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * q))] if ordered else float("nan")
-
-
-def latency_run(
-    bootstrap: str,
-    work: Path,
-    texts: list[str],
-    rate: float,
-    seconds: float,
-    model: str | None,
-    layout: tuple[int, int],
-) -> dict[str, Any]:
-    """Produce at ``rate`` with ``published_at`` = send time; scored_at − event time of each text."""
-    topic = f"bench-lat-{int(rate)}"
-    run = DaemonRun(bootstrap, topic, work, model, layout)
-    m = int(rate * seconds)
-    try:
-        _produce(bootstrap, topic, texts[:1])  # warm-up: the group joins, the model loads
-        if run.wait_for(1, 120) is None:
-            raise RuntimeError("the latency daemon did not start within 2 minutes")
-        _produce(bootstrap, topic, (texts * (m // len(texts) + 1))[:m], rate)
-        lat = _latencies(bootstrap, f"{topic}.scored", m + 1, 120)[1:]
-        batches = run.batch_sizes()
-    finally:
-        rss = run.stop()
-    steady = lat[len(lat) // 10 :] or lat  # leave out the first 10% sent: warm-up
-    return {
-        "rate_per_s": rate,
-        "texts": m,
-        "p50_ms": percentile(steady, 0.5),
-        "p95_ms": percentile(steady, 0.95),
-        "p99_ms": percentile(steady, 0.99),
-        "batch_sizes": batches,
-        "peak_rss_mb": rss,
-    }
 
 
 def model_alone(texts: list[str], model: str | None, layout: tuple[int, int], batch_size: int = 256) -> float:
@@ -287,6 +240,39 @@ def hf_pipeline_baseline(texts: list[str], time_budget_s: float = 30.0) -> dict[
     return result
 
 
+def tokeniser_alone(texts: list[str], model: str | None) -> float:
+    """Milliseconds per text of the tokeniser by itself (one thread): the tokenising part of the model's time."""
+    from models.card import SHIPPED_MODEL_DIR
+    from pipeline.scorer import OnnxScorer
+
+    scorer = OnnxScorer(model or SHIPPED_MODEL_DIR, threads=1)
+    scorer.model.encode(texts[:32])
+    started = time.perf_counter()
+    scorer.model.encode(texts)
+    return (time.perf_counter() - started) / len(texts) * 1000
+
+
+def backlog_run(
+    bootstrap: str, work: Path, texts: list[str], build: Build, model: str, layout: tuple[int, int], env: dict[str, str]
+) -> dict[str, Any]:
+    """Texts/s of one build on ``texts`` produced beforehand, its peak RSS and batch sizes."""
+    topic = f"bench-tput-{build.name}"
+    _produce(bootstrap, topic, texts)
+    run = DaemonRun(bootstrap, topic, work, model, layout, build.root, env)
+    try:
+        elapsed = run.wait_for(len(texts), 600)
+        batches = run.batch_sizes()
+    finally:
+        rss = run.stop()
+    if elapsed is None:
+        raise RuntimeError(f"the {build.name} build did not score every text within 10 minutes")
+    return {"end_to_end_texts_per_s": len(texts) / elapsed, "peak_rss_mb": rss, "batch_sizes": batches}
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
 def run_benchmark(
     n: int = 4000,
     *,
@@ -294,44 +280,69 @@ def run_benchmark(
     model: str | None = None,
     workers: int = 0,
     threads: int = 0,
-    latency_s: float = 20.0,
+    latency_s: float = 10.0,
+    shares: tuple[float, ...] = DEFAULT_SHARES,
+    bisect_steps: int = 2,
+    target_p99_ms: float = DEFAULT_TARGET_P99_MS,
+    compare: str | None = None,
+    fetch_max_wait_ms: int | None = None,
     baseline: bool = True,
     echo: Callable[[str], None] = print,
 ) -> dict[str, Any]:
+    from models.card import SHIPPED_MODEL_DIR
+
     texts, source = load_texts(n, data_dir)
     layout = scoring_layout(workers, threads)
+    model_dir = str(Path(model or SHIPPED_MODEL_DIR).resolve())  # one model for every build
+    env = {} if fetch_max_wait_ms is None else {"FINSENT_FETCH_MAX_WAIT_MS": str(fetch_max_wait_ms)}
     report: dict[str, Any] = {
         "texts": n,
         "text_source": source,
+        "model": model_dir,
         "scoring_workers": layout[0],
         "threads": layout[1],
+        "fetch_max_wait_ms": fetch_max_wait_ms if fetch_max_wait_ms is not None else "daemon default (50)",
         "cpu": cpu_model(),
         "cpus": os.cpu_count(),
+        "load_average_at_start": load_average(),
         "date": datetime.now().astimezone().isoformat(timespec="seconds"),
     }
-    with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
-        work = Path(tmp)
-        echo(f"1/3 throughput: {n} texts from the {source}, pre-produced")
-        _produce(broker.bootstrap, "bench-tput", texts)
-        run = DaemonRun(broker.bootstrap, "bench-tput", work, model, layout)
-        try:
-            elapsed = run.wait_for(n, 600)
-            report["batch_sizes"] = run.batch_sizes()
-        finally:
-            rss = run.stop()
-        if elapsed is None:
-            raise RuntimeError("the daemon did not score every text within 10 minutes")
-        report["end_to_end_texts_per_s"] = n / elapsed
-        report["peak_rss_mb"] = rss
-        report["model_alone_texts_per_s"] = alone = model_alone(texts, model, layout)
-        report["end_to_end_vs_model_alone"] = report["end_to_end_texts_per_s"] / alone
-        report["latency"] = {}
-        for share in (0.5, 0.8):
-            rate = report["end_to_end_texts_per_s"] * share
-            echo(f"2/3 latency: {int(rate * latency_s)} texts at {rate:.0f}/s ({share:.0%} of the measured throughput)")
-            report["latency"][f"{share:.0%}"] = latency_run(
-                broker.bootstrap, work, texts, rate, latency_s, model, layout
-            )
+    with contextlib.ExitStack() as stack:
+        builds = [this_build()]
+        if compare:
+            builds.append(stack.enter_context(previous_build(compare)))
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        broker = stack.enter_context(EmbeddedBroker())
+        results: dict[str, dict[str, Any]] = {b.name: dict(b.describe()) for b in builds}
+        report["builds"] = results
+        for b in builds:
+            echo(f"1/3 backlog throughput of the {b.name} build ({b.commit}): {n} texts from the {source}")
+            results[b.name].update(backlog_run(broker.bootstrap, work, texts, b, model_dir, layout, env))
+        report["model_alone_texts_per_s"] = alone = model_alone(texts, model_dir, layout)
+        report["tokeniser_ms_per_text"] = tokeniser_alone(texts, model_dir)
+        for b in builds:
+            results[b.name]["end_to_end_vs_model_alone"] = results[b.name]["end_to_end_texts_per_s"] / alone
+        ladders = {}
+        for b in builds:
+            topic = f"bench-live-{b.name}"
+            daemon = DaemonRun(broker.bootstrap, topic, work, model_dir, layout, b.root, env)
+            stack.callback(daemon.stop)
+            _produce(broker.bootstrap, topic, texts[:1])  # warm-up: the group joins, the model loads
+            if daemon.wait_for(1, 120) is None:
+                raise RuntimeError(f"the {b.name} build's daemon did not start within 2 minutes")
+            backlog = results[b.name]["end_to_end_texts_per_s"]
+            ladders[b.name] = Ladder(daemon, broker.bootstrap, topic, texts, backlog, latency_s, target_p99_ms, echo)
+        for share in shares:  # the builds take turns at each share: load on the machine drifts
+            for name, ladder in ladders.items():
+                echo(f"2/3 latency, {name} build:")
+                ladder.step(share)
+        for name, ladder in ladders.items():
+            echo(f"2/3 live capacity, {name} build (bisection):")
+            results[name]["latency"] = ladder.run((), bisect_steps)
+    report["load_average_at_end"] = load_average()
+    new = results["new"]
+    report.update({k: new[k] for k in ("end_to_end_texts_per_s", "peak_rss_mb", "batch_sizes", "latency")})
+    report["end_to_end_vs_model_alone"] = new["end_to_end_vs_model_alone"]
     if baseline:
         echo("3/3 baseline: transformers pipeline on the same texts")
         report["hf_pipeline"] = baseline_report = hf_pipeline_baseline(texts)

@@ -176,16 +176,44 @@ def bench(
     threads: Annotated[
         int, typer.Option(help="ONNX Runtime threads per scoring worker (0: the daemon's default).")
     ] = 0,
-    latency_s: Annotated[float, typer.Option(help="Length of the paced latency run.")] = 20.0,
+    latency_s: Annotated[float, typer.Option(help="Length of each paced step of the latency curve.")] = 10.0,
+    shares: Annotated[
+        str, typer.Option(help="Paced rates of the latency curve, as shares of the backlog throughput.")
+    ] = "0.25,0.5,0.7,0.85",
+    bisect_steps: Annotated[
+        int, typer.Option(help="Extra steps halving the gap between the last rate that held and the first not.")
+    ] = 2,
+    target_p99_ms: Annotated[float, typer.Option(help="p99 event-to-scored latency a rate must hold.")] = 250.0,
+    compare: Annotated[
+        Optional[str],
+        typer.Option(help="Also measure the build at this git ref (checked out beside this one), step by step."),
+    ] = None,
+    fetch_max_wait_ms: Annotated[
+        Optional[int], typer.Option(help="The daemons' fetch_max_wait_ms (default: theirs).")
+    ] = None,
     baseline: Annotated[
         bool, typer.Option("--baseline/--no-baseline", help="Also time the Hugging Face pipeline.")
     ] = True,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the report as JSON here.")] = None,
 ) -> None:
-    """Measure texts/s end to end, event-to-scored latency and peak RSS, against the HF pipeline baseline."""
+    """Throughput, the latency curve and live capacity (p99 within a target), peak RSS; against an earlier
+    build (--compare REF) and the HF pipeline baseline."""
+    import signal
 
     from pipeline.tooling.bench import run_benchmark
+    from pipeline.tooling.builds import BuildError
 
+    def interrupted(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt  # unwinds: the daemons, the broker and the earlier build's worktree go away
+
+    signal.signal(signal.SIGTERM, interrupted)
+
+    try:
+        share_list = tuple(float(x) for x in shares.split(",") if x.strip())
+    except ValueError as exc:
+        raise fail(f"--shares takes numbers separated by commas (got: {shares!r})") from exc
+    if not share_list or any(not 0 < x <= 2 for x in share_list):
+        raise fail(f"--shares must be between 0 and 2 (got: {shares!r})")
     try:
         report = run_benchmark(
             texts,
@@ -194,39 +222,21 @@ def bench(
             workers=workers,
             threads=threads,
             latency_s=latency_s,
+            shares=share_list,
+            bisect_steps=bisect_steps,
+            target_p99_ms=target_p99_ms,
+            compare=compare,
+            fetch_max_wait_ms=fetch_max_wait_ms,
             baseline=baseline,
             echo=typer.echo,
         )
-    except RuntimeError as exc:
+    except (RuntimeError, BuildError) as exc:
         raise fail(str(exc)) from exc
-    typer.echo(f"machine:      {report['cpu']}, {report['cpus']} cores")
-    typer.echo(
-        f"end to end:   {report['end_to_end_texts_per_s']:.0f} texts/s ({report['texts']} texts, "
-        f"{report['scoring_workers']} scoring workers x {report['threads']} threads), "
-        f"peak RSS {report['peak_rss_mb']:.0f} MB"
-    )
-    typer.echo(
-        f"model alone:  {report['model_alone_texts_per_s']:.0f} texts/s on the same texts, workers and threads; "
-        f"end to end is {report['end_to_end_vs_model_alone']:.0%} of it"
-    )
-    typer.echo(f"batch sizes:  {report['batch_sizes']}")
-    for share, lat in report["latency"].items():
-        typer.echo(
-            f"latency {share}:  p50 {lat['p50_ms']:.0f} ms, p95 {lat['p95_ms']:.0f} ms, p99 {lat['p99_ms']:.0f} ms "
-            f"at {lat['rate_per_s']:.0f} texts/s"
-        )
-    hf = report.get("hf_pipeline", {})
-    if "bs1_texts_per_s" in hf:
-        typer.echo(
-            f"HF pipeline:  {hf['bs1_texts_per_s']:.0f} texts/s (default, batch 1), "
-            f"{hf['bs32_texts_per_s']:.0f} texts/s (batch 32); daemon end to end is "
-            f"{report['speedup_vs_hf_pipeline_default']:.1f}x the default and "
-            f"{report['speedup_vs_hf_pipeline_bs32']:.1f}x the batch-32 pipeline"
-        )
-    elif hf:
-        typer.echo(f"HF pipeline:  skipped ({hf.get('skipped')})")
     if output:
         output.write_text(json.dumps(report, indent=2))
+    from pipeline.tooling.bench_report import render
+
+    typer.echo(render(report))
 
 
 @app.command("feedback-export")

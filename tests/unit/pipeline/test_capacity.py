@@ -1,0 +1,150 @@
+"""The bench's capacity arithmetic: stage timers, scrapes, per-step profiles, the ladder's bisection."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from pipeline.metrics import STAGES, PipelineMetrics
+from pipeline.tooling.capacity import Ladder, parse_samples, percentile, stage_profile
+
+
+def test_timed_stages_add_up_and_count_a_block_that_raises() -> None:
+    registry = CollectorRegistry()
+    metrics = PipelineMetrics(registry)
+    for stage in STAGES:
+        assert registry.get_sample_value("finsent_stage_seconds_total", {"stage": stage}) == 0.0
+    with metrics.timed("parse"):
+        pass
+    with pytest.raises(ValueError), metrics.timed("checkpoint"):
+        raise ValueError("the store said no")
+    assert (registry.get_sample_value("finsent_stage_seconds_total", {"stage": "parse"}) or 0) > 0
+    assert (registry.get_sample_value("finsent_stage_seconds_total", {"stage": "checkpoint"}) or 0) > 0
+
+
+def test_profile_from_two_scrapes() -> None:
+    registry = CollectorRegistry()
+    metrics = PipelineMetrics(registry)
+    before = parse_samples(generate_latest(registry).decode())
+    metrics.stage_seconds.labels(stage="fetch").inc(2.0)
+    metrics.stage_seconds.labels(stage="checkpoint").inc(1.0)
+    metrics.scoring_seconds.observe(3.0)
+    metrics.scoring_seconds.observe(1.0)
+    for _ in range(4):
+        metrics.read_delay.observe(0.025)
+        metrics.event_latency.observe(2.5)
+    after = parse_samples(generate_latest(registry).decode())
+    profile = stage_profile(before, after, wall_s=10.0, texts=400)
+    assert profile["loop_seconds"] == {"fetch": 2.0, "parse": 0.0, "produce": 0.0, "checkpoint": 1.0, "other": 7.0}
+    assert profile["loop_share"]["fetch"] == pytest.approx(0.2)
+    assert profile["loop_ms_per_text"]["checkpoint"] == pytest.approx(2.5)
+    assert profile["model_ms_per_text"] == pytest.approx(10.0)
+    assert profile["mean_batch_size"] == pytest.approx(200.0)
+    latency = profile["latency_ms"]
+    assert latency["event_to_scored"] == pytest.approx(2500.0)
+    assert latency["read"] == pytest.approx(25.0)
+    assert latency["model"] == pytest.approx(2000.0)  # each text waits for its whole batch
+    assert latency["waiting"] == pytest.approx(475.0)
+
+
+def test_a_build_without_stage_timers_is_said_to_have_none() -> None:
+    profile = stage_profile({}, {"finsent_scoring_duration_seconds_sum": 1.0}, wall_s=5.0, texts=100)
+    assert profile["loop_share"]["fetch"] is None
+    assert profile["loop_seconds"]["other"] is None
+    assert profile["model_ms_per_text"] == pytest.approx(10.0)
+    assert profile["latency_ms"]["read"] is None
+
+
+def test_percentile_of_nothing_is_nan() -> None:
+    assert percentile([], 0.99) != percentile([], 0.99)
+    assert percentile([float(i) for i in range(100)], 0.99) == 99.0
+
+
+class FakeLadder(Ladder):
+    """A daemon whose p99 is 100 ms up to 60% of the backlog throughput and 400 ms above."""
+
+    def __init__(self) -> None:
+        self.steps: list[dict[str, Any]] = []
+        self.backlog = 1000.0
+        self.target = 250.0
+        self.reader = type("R", (), {"close": lambda self: None})()
+
+    def step(self, share: float) -> dict[str, Any]:
+        p99 = 100.0 if share <= 0.6 else 400.0
+        result = {"share": round(share, 4), "rate_per_s": share * 1000, "p50_ms": p99 / 2, "p95_ms": p99}
+        result.update({"p99_ms": p99, "holds": p99 <= 250})
+        result["profile"] = {"share": share}
+        self.steps.append(result)
+        return result
+
+
+def test_ladder_bisects_between_the_last_share_that_held_and_the_first_that_did_not() -> None:
+    ladder = FakeLadder()
+    out = ladder.run((0.25, 0.5, 0.7), bisect_steps=2)
+    assert [s["share"] for s in ladder.steps] == [0.25, 0.5, 0.7, 0.6, 0.65]
+    assert out["live_capacity_share"] == 0.6
+    assert not out["live_capacity_is_lower_bound"]
+    assert out["profile_at_capacity"] == {"share": 0.6}
+    assert [s["share"] for s in out["curve"]] == [0.25, 0.5, 0.6, 0.65, 0.7]
+
+
+def test_no_share_held_means_no_live_capacity() -> None:
+    ladder = FakeLadder()
+    out = ladder.run((0.8,), bisect_steps=1)
+    assert out["live_capacity_share"] == 0.4  # the bisection went down to 0.4, which held
+    ladder = FakeLadder()
+    out = ladder.run((0.9,), bisect_steps=0)
+    assert out["live_capacity_share"] == 0.0
+    assert out["profile_at_capacity"] == {"share": 0.9}
+
+
+def test_a_ladder_where_every_rate_held_gives_a_lower_bound() -> None:
+    out = FakeLadder().run((0.25, 0.5), bisect_steps=2)
+    assert out["live_capacity_share"] == 0.5
+    assert out["live_capacity_is_lower_bound"]
+
+
+def test_the_report_renders_both_builds() -> None:
+    from pipeline.tooling.bench_report import render
+
+    profile = {
+        "loop_share": {"fetch": 0.5, "parse": 0.1, "produce": 0.1, "checkpoint": 0.1, "other": 0.2},
+        "loop_ms_per_text": {"fetch": 5.0, "parse": 1.0, "produce": 1.0, "checkpoint": 1.0, "other": 2.0},
+        "latency_ms": {"event_to_scored": 80.0, "read": 30.0, "model": 20.0, "waiting": 30.0},
+        "model_ms_per_text": 3.0,
+        "mean_batch_size": 4.0,
+    }
+    ladder = FakeLadder().run((0.25, 0.5, 0.7), bisect_steps=0)
+    ladder["profile_at_capacity"] = profile
+    build = {
+        "commit": "abc",
+        "imports_from": "/x",
+        "end_to_end_texts_per_s": 800.0,
+        "end_to_end_vs_model_alone": 0.9,
+        "peak_rss_mb": 200.0,
+        "latency": ladder,
+    }
+    old = {
+        **build,
+        "commit": "def",
+        "latency": {**ladder, "profile_at_capacity": {**profile, "loop_share": {"fetch": None}}},
+    }
+    report = {
+        "cpu": "AMD EPYC",
+        "cpus": 2,
+        "load_average_at_start": [1.0, 1.0, 1.0],
+        "load_average_at_end": [1.0, 1.0, 1.0],
+        "model_alone_texts_per_s": 900.0,
+        "scoring_workers": 2,
+        "threads": 1,
+        "tokeniser_ms_per_text": 0.1,
+        "fetch_max_wait_ms": 50,
+        "builds": {"new": build, "previous": old},
+    }
+    text = render(report)
+    assert "AMD EPYC" in text
+    assert "live capacity: 50% of the backlog throughput (500 texts/s)" in text
+    assert "mean 80.0 ms event -> scored = read 30.00 ms + model 20.00 ms + waiting 30.00 ms" in text
+    assert "not timed by this build" in text

@@ -83,6 +83,9 @@ def _fill_rollups(conn: Connection) -> list[str]:
     """Rollups that are empty while what they sum is not (a store made before them, or an upgrade that stopped
     half-way: the tables may exist before their backfill commits) are filled from the windows and messages."""
     inspector, filled = inspect(conn), []
+    rollups.lock_commits(conn)  # no checkpoint commits between the check and the fill (first: a checkpoint holding
+    if conn.dialect.name == "postgresql":  # its progress row may wait for the rollups); two daemons starting at once:
+        conn.execute(text("LOCK TABLE window_rollups, ticker_days IN SHARE ROW EXCLUSIVE MODE"))  # one fills them
     sources = {"window_rollups": ("windows",), "ticker_days": ("message_tickers", "messages")}
     for rollup, tables in sources.items():
         if any(

@@ -102,7 +102,7 @@ def _window_sums(conn: Connection, grain: int, since: datetime | None, before: d
     """SELECT of the rollup rows of ``grain`` summed from the closed windows starting in [since, before)."""
     w = t.windows.c
     start_s = t.epoch_seconds(w.window_start, conn.dialect.name)
-    step = literal_column(str(int(grain)))  # a literal: SELECT and GROUP BY are the same expression
+    step: Any = literal_column(str(int(grain)))  # a literal: SELECT and GROUP BY are the same expression
     bucket = start_s.op("/")(step).op("*")(step)
     with_base = w.baseline.is_not(None)
     columns = [
@@ -118,7 +118,7 @@ def _window_sums(conn: Connection, grain: int, since: datetime | None, before: d
         ),
         func.max(case((with_base, start_s))).label("latest_s"),
     ]
-    where = [w.closed.is_(True)]
+    where: list[Any] = [w.closed.is_(True)]
     where += [w.window_start >= since] if since is not None else []
     where += [w.window_start < before] if before is not None else []
     return select(*columns).where(*where).group_by(w.dimension, w.key, bucket)
@@ -127,7 +127,7 @@ def _window_sums(conn: Connection, grain: int, since: datetime | None, before: d
 def _day_sums(conn: Connection, since: datetime | None, before: datetime | None) -> Any:
     """SELECT of ``ticker_days`` rows summed from the message_tickers rows (and their messages) in [since, before)."""
     mt, m = t.message_tickers.c, t.messages.c
-    step = literal_column(str(DAY_S))
+    step: Any = literal_column(str(DAY_S))
     day = t.epoch_seconds(mt.event_time, conn.dialect.name).op("/")(step).op("*")(step)
     source = func.coalesce(m.source, t.NO_SOURCE)
     where = [m.id == mt.message_id]
@@ -164,7 +164,8 @@ def lock_commits(conn: Connection) -> None:
     """Wait for, and hold off, every checkpoint (each locks its group's progress row first) until this transaction
     ends: a bucket summed again from the windows must not miss a commit's counts. SQLite has one writer anyway."""
     if conn.dialect.name == "postgresql":
-        conn.execute(select(t.progress.c.group_id).with_for_update()).all()
+        progress = t.progress.c  # in key order: two of these never wait for each other crosswise
+        conn.execute(select(progress.group_id).order_by(progress.group_id).with_for_update()).all()
 
 
 def prune_windows(conn: Connection, before: datetime) -> None:

@@ -60,7 +60,8 @@ def add_ticker_rows(conn: Connection, ticker_rows: Sequence[Mapping[str, Any]], 
         if message is None:  # a row without its message: the join that readers make leaves it out too
             continue
         day = t.to_ms(r["event_time"]) // 1000 // DAY_S * DAY_S
-        key = (r["ticker"], day, message["source"] or t.NO_SOURCE, message["topic_label"])
+        source = t.NO_SOURCE if message["source"] is None else message["source"]  # as COALESCE: '' stays ''
+        key = (r["ticker"], day, source, message["topic_label"])
         row = sums.setdefault(key, {"messages": 0, "negative": 0})
         row["messages"] += 1
         row["negative"] += int(r["sentiment"] == NEGATIVE)

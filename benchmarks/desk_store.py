@@ -7,8 +7,9 @@ companies); the 1-minute windows of all, topic, ticker and source that those mes
 baseline from its key's previous 60 windows and a threshold of the spike rule's shape (max(floor, mean + z·0.1));
 an alert for every window of at least 10 messages above its threshold, and one incident per burst.
 
-The schema is the daemon's (``pipeline.tables.upgrade``). Rows are loaded with COPY with the secondary
-indexes dropped, and the indexes are then created again by ``upgrade`` itself, as on an older store.
+The schema is the daemon's (``pipeline.migrate.upgrade``). Rows are loaded with COPY with the secondary
+indexes dropped, and the indexes are then created again, and the rollups filled from the windows and messages,
+by ``upgrade`` itself, as on an older store.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import psycopg
 from sqlalchemy import Engine, inspect, make_url, text
 
 from models.contract import TOPIC_LABELS
+from pipeline import migrate
 from pipeline import tables as t
 
 END = datetime(2026, 12, 1, tzinfo=UTC)
@@ -277,8 +279,9 @@ SECONDARY = (
 
 
 def fill(engine: Engine, n: int, echo: Callable[[str], object] = print) -> dict[str, int]:
-    """Create the schema, load a year of data, index it with ``upgrade``; returns rows per table."""
-    t.upgrade(engine)
+    """Create the schema, load a year of data, index it and fill its rollups with ``upgrade``; returns rows per
+    table."""
+    migrate.upgrade(engine)
     with engine.begin() as conn:
         for index in SECONDARY:
             conn.execute(text(f"DROP INDEX IF EXISTS {index}"))
@@ -322,8 +325,8 @@ def fill(engine: Engine, n: int, echo: Callable[[str], object] = print) -> dict[
                 [(k, now) for k in TICKERS[:5]],
             )
         conn.commit()
-    echo("indexing (pipeline.tables.upgrade re-creates the secondary indexes) ...")
-    added = t.upgrade(engine)
+    echo("indexing and rolling up (pipeline.migrate.upgrade re-creates the secondary indexes, fills the rollups) ...")
+    added = migrate.upgrade(engine)
     echo(f"created: {', '.join(added)}")
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE"))
@@ -331,7 +334,16 @@ def fill(engine: Engine, n: int, echo: Callable[[str], object] = print) -> dict[
 
 
 def counts(engine: Engine) -> dict[str, int]:
-    names: Iterable[str] = ("messages", "message_tickers", "windows", "alerts", "incidents", "watchlists")
+    names: Iterable[str] = (
+        "messages",
+        "message_tickers",
+        "windows",
+        "window_rollups",
+        "ticker_days",
+        "alerts",
+        "incidents",
+        "watchlists",
+    )
     with engine.connect() as conn:
         return {name: int(conn.execute(text(f"SELECT count(*) FROM {name}")).scalar_one()) for name in names}  # noqa: S608
 

@@ -2,10 +2,13 @@
 
 One query per dimension reads every key's windows in the range, summed into time columns ``bucket``
 seconds wide (``dashboard.timefmt.bucket_seconds``: one window per column wherever the range allows), on
-the index ``ix_windows_dim_start`` (dimension, window_start). The heatmap, the movers and the row order all
-come from that one frame; the latest closed window of each key is then looked up on the windows' unique
-key, one probe per key. Baselines and thresholds of a column are the mean over its closed windows,
-weighted by their messages.
+the index ``ix_windows_dim_start`` (dimension, window_start). Columns of an hour or more are read from the
+store's rollups instead (``window_rollups``: per key, the sums of its closed windows per hour and per UTC
+day), plus the windows still open, so that a year is a few thousand rows rather than millions of windows;
+``pieces`` says which part of a range comes from where, and the sums are the same either way. The heatmap,
+the movers and the row order all come from that one frame; the latest closed window of each key is then
+looked up on the windows' unique key, one probe per key. Baselines and thresholds of a column are the mean
+over its closed windows, weighted by their messages.
 """
 
 from __future__ import annotations
@@ -15,38 +18,13 @@ from typing import Any
 
 import pandas as pd
 import streamlit as st
-from sqlalchemy import BigInteger, Integer, case, cast, func, literal_column, select, text, true, tuple_
+from sqlalchemy import select, text, true, tuple_
 
+from dashboard import sums
 from dashboard.data import cached, engine_for, latest_time, since
 from pipeline import tables as t
 
-GRID_COLUMNS = ["key", "bucket", "n", "n_negative", "sum_index", "sum_confidence", "base_n", "base_sum", "thr_sum"]
-GRID_COLUMNS += ["latest_closed"]
 SUMMED = ["sum_index", "sum_confidence", "base_sum", "thr_sum"]
-
-
-def bucket_of(column: Any, seconds: int, dialect: str) -> Any:
-    """The start of the ``seconds``-wide column a time falls in, as epoch seconds (UTC-aligned, integer maths)."""
-    step: Any = literal_column(str(int(seconds)))  # a literal, so SELECT and GROUP BY are the same expression
-    if dialect == "postgresql":
-        epoch = cast(func.extract("epoch", column), BigInteger)
-    else:
-        epoch = cast(func.strftime("%s", column), Integer)
-    return epoch.op("/")(step).op("*")(step)
-
-
-def _sums(w: Any) -> list[Any]:
-    closed = w.baseline.is_not(None)
-    return [
-        func.sum(w.n).label("n"),
-        func.sum(w.n_negative).label("n_negative"),
-        func.sum(w.sum_index).label("sum_index"),
-        func.sum(w.sum_confidence).label("sum_confidence"),
-        func.sum(case((closed, w.n), else_=0)).label("base_n"),
-        func.sum(case((closed, w.baseline * w.n), else_=0.0)).label("base_sum"),
-        func.sum(case((closed, case((w.threshold > 1.0, 1.0), else_=w.threshold) * w.n), else_=0.0)).label("thr_sum"),
-        func.max(case((closed, w.window_start))).label("latest_closed"),
-    ]
 
 
 def _ratios(frame: pd.DataFrame) -> pd.DataFrame:
@@ -65,24 +43,16 @@ HISTORY_FROM_S = 3600  # columns this wide or wider: the columns before the last
 HISTORY_TTL_S = 600
 
 
-def _read(url: str, dimension: str, bucket_s: int, start: datetime | None, end: datetime | None) -> pd.DataFrame:
-    """The grid's sums of windows starting in [start, end) (either open), per key and column."""
-    w, engine = t.windows.c, engine_for(url)
-    bucket = bucket_of(w.window_start, bucket_s, engine.dialect.name).label("bucket")
-    query = (
-        select(w.key, bucket, *_sums(w))
-        .where(
-            w.dimension == dimension,
-            w.window_start >= start if start else true(),
-            w.window_start < end if end else true(),
-        )
-        .group_by(w.key, bucket)
-    )
+def _read(
+    url: str, dimension: str, bucket_s: int, start: datetime | None, end: datetime | None, key: str | None = None
+) -> pd.DataFrame:
+    """The grid's sums of windows starting in [start, end) (either open), per key and column (``sums.read``)."""
+    engine = engine_for(url)
     with engine.connect() as conn:
         if engine.dialect.name == "postgresql":  # a hash of a few thousand groups, not a sort spilled to disk
             conn.execute(text("SET LOCAL work_mem = '64MB'"))
             conn.execute(text("SET LOCAL jit = off"))  # compiling costs more than a sub-second query saves
-        return pd.DataFrame(conn.execute(query).all(), columns=GRID_COLUMNS)
+        return sums.read(conn, dimension, bucket_s, start, end, key=key)
 
 
 @st.cache_data(ttl=HISTORY_TTL_S, show_spinner=False)
@@ -157,16 +127,8 @@ def alert_cells(url: str, dimension: str, range_name: str) -> pd.DataFrame:
 @cached
 def focus(url: str, dimension: str, key: str, range_name: str, bucket_s: int) -> pd.DataFrame:
     """One key over time, per column: what ``charts.ratio_timeline`` draws (ratio, baseline, threshold, volume)."""
-    start, w, engine = since(url, range_name), t.windows.c, engine_for(url)
-    bucket = bucket_of(w.window_start, bucket_s, engine.dialect.name).label("bucket")
-    query = (
-        select(w.key, bucket, *_sums(w), func.sum(w.n_unique).label("n_unique"))
-        .where(w.dimension == dimension, w.key == key, w.window_start >= start if start else true())
-        .group_by(w.key, bucket)
-        .order_by(bucket)
-    )
-    with engine.connect() as conn:
-        frame = pd.DataFrame(conn.execute(query).all(), columns=[*GRID_COLUMNS, "n_unique"])
+    frame = _read(url, dimension, bucket_s, since(url, range_name), None, key=key)
+    frame = frame.sort_values("bucket", kind="stable").reset_index(drop=True)
     frame["window_start"] = pd.to_datetime(frame["bucket"].astype("int64"), unit="s", utc=True)
     return _ratios(frame.astype({c: float for c in SUMMED}))
 

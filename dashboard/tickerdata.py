@@ -2,7 +2,8 @@
 
 A ticker's messages come from ``message_tickers`` (one row per message and ticker, with that ticker's own
 label, on the index (ticker, event_time)) where the daemon has written rows for it; until then from the
-messages' ``tickers`` column (a LIKE match, and only the message's label).
+messages' ``tickers`` column (a LIKE match, and only the message's label). Its sources and topics over a long
+range come from ``ticker_days`` (per ticker, UTC day, source and topic: its rows and how many are negative).
 """
 
 from __future__ import annotations
@@ -12,9 +13,19 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import String, and_, case, cast, exists, func, null, or_, select, true
 
-from dashboard.data import INCIDENT_COLUMNS, MESSAGE_COLUMNS, cached, engine_for, messages_frame, since
+from dashboard.data import (
+    INCIDENT_COLUMNS,
+    LONG_RANGE,
+    MESSAGE_COLUMNS,
+    RANGES,
+    cached,
+    engine_for,
+    messages_frame,
+    since,
+)
 from pipeline import tables as t
 
+DAY_S = 86400
 TICKER_MESSAGE_COLUMNS = [*MESSAGE_COLUMNS, "ticker_sentiment", "method"]
 
 
@@ -63,22 +74,43 @@ def messages(url: str, ticker: str, range_name: str, limit: int = 50, offset: in
     return frame
 
 
+DRIVER_COLUMNS = ["source", "topic_label", "messages", "negative"]
+
+
 @cached
 def _by_source_and_topic(url: str, ticker: str, range_name: str) -> pd.DataFrame:
-    """One pass over the ticker's messages in the range: how many, and how many negative (by the ticker's own
-    label where there is one), per source and topic."""
-    source, extra, where, _ = _ticker_messages(url, ticker, range_name)
-    m = t.messages.c
-    label = func.coalesce(extra[0], m.sentiment) if has_own_labels(url, ticker) else m.sentiment
-    by_source, by_topic = func.coalesce(m.source, "(none)"), m.topic_label
-    query = (
-        select(by_source, by_topic, func.count(), func.sum(case((label == "negative", 1), else_=0)))
-        .select_from(source)
-        .where(and_(True, *where))
-        .group_by(by_source, by_topic)
-    )
+    """How many of the ticker's messages in the range, and how many negative (by the ticker's own label where there
+    is one), per source and topic. Over a long range, whole UTC days come from ``ticker_days`` (the same count,
+    kept by the daemon) and only the part of a day the range starts in from the messages."""
+    span, start = RANGES.get(range_name), since(url, range_name)
+    long_range = span is None or span > LONG_RANGE
+    own = has_own_labels(url, ticker)
+    first_day = -(-(t.to_ms(start) // 1000) // DAY_S) * DAY_S if start is not None else None
+    frames = []
     with engine_for(url).connect() as conn:
-        return pd.DataFrame(conn.execute(query).all(), columns=["source", "topic_label", "messages", "negative"])
+        if own and long_range:
+            d = t.ticker_days.c
+            days = select(d.source, d.topic_label, func.sum(d.messages), func.sum(d.negative)).where(d.ticker == ticker)
+            days = days.where(d.day_s >= first_day) if first_day is not None else days
+            frames.append(
+                pd.DataFrame(conn.execute(days.group_by(d.source, d.topic_label)).all(), columns=DRIVER_COLUMNS)
+            )
+        if not (own and long_range and first_day is None):
+            source, extra, where, _ = _ticker_messages(url, ticker, range_name)
+            if own and long_range and first_day is not None:  # the head of the range, before its first whole day
+                where.append(t.message_tickers.c.event_time < t.from_ms(first_day * 1000))
+            m = t.messages.c
+            label = func.coalesce(extra[0], m.sentiment) if own else m.sentiment
+            by_source, by_topic = func.coalesce(m.source, t.NO_SOURCE), m.topic_label
+            query = (
+                select(by_source, by_topic, func.count(), func.sum(case((label == "negative", 1), else_=0)))
+                .select_from(source)
+                .where(and_(True, *where))
+                .group_by(by_source, by_topic)
+            )
+            frames.append(pd.DataFrame(conn.execute(query).all(), columns=DRIVER_COLUMNS))
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    return frame.groupby(["source", "topic_label"], as_index=False)[["messages", "negative"]].sum()
 
 
 def drivers(url: str, ticker: str, range_name: str, by: str) -> pd.DataFrame:

@@ -14,14 +14,16 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.engine import Connection
 
+from pipeline import rollups
 from pipeline import tables as t
 from pipeline.alerts import AlertRecord, ClosedWindow, Key, SpikeDetector, WindowRow
 from pipeline.incidents import Candidate, Incident, OpenIncident, group_window
-from pipeline.windows import NEGATIVE
+from pipeline.windows import COUNT_FIELDS, NEGATIVE
 
 
 @dataclass
@@ -47,15 +49,16 @@ def close_windows(
     are grouped into incidents."""
     w = t.windows.c
     cutoff = t.from_ms(mark - window_size_ms - grace_ms)
-    rows = [
-        WindowRow(r.dimension, r.key, t.to_ms(r.window_start), t.to_ms(r.window_end), r.n, r.n_negative)
-        for r in conn.execute(
-            update(t.windows)
-            .where(w.closed.is_(False), w.window_start <= cutoff)
-            .values(closed=True)
-            .returning(w.dimension, w.key, w.window_start, w.window_end, w.n, w.n_negative)
-        )
-    ]
+    counts: dict[tuple[str, str, int], dict[str, Any]] = {}  # every closed window's counts, for its rollups
+    rows = []
+    for r in conn.execute(
+        update(t.windows)
+        .where(w.closed.is_(False), w.window_start <= cutoff)
+        .values(closed=True)
+        .returning(w.dimension, w.key, w.window_start, w.window_end, *[w[name] for name in COUNT_FIELDS])
+    ):
+        rows.append(WindowRow(r.dimension, r.key, t.to_ms(r.window_start), t.to_ms(r.window_end), r.n, r.n_negative))
+        counts[(r.dimension, r.key, rows[-1].start_ms)] = dict(r._mapping)
     if not rows:
         return Closed()
     first, last = min(r.start_ms for r in rows), max(r.start_ms for r in rows)
@@ -82,6 +85,14 @@ def close_windows(
             }
             for c in closed
             if c.verdict is not None
+        ],
+    )
+    verdicts = {(c.dimension, c.key, c.start_ms): c.verdict for c in closed if c.verdict is not None}
+    rollups.add_windows(  # in this transaction: a window's counts enter its rollups when, and only when, it closes
+        conn,
+        [
+            (*key, sums, *((v.baseline.mean, v.baseline.threshold) if (v := verdicts.get(key)) else (None, None)))
+            for key, sums in counts.items()
         ],
     )
     alerts: list[AlertRecord] = []

@@ -23,7 +23,7 @@ from sqlalchemy import and_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError, SQLAlchemyError, StatementError
 
-from pipeline import ownership
+from pipeline import migrate, ownership, rollups
 from pipeline import tables as t
 from pipeline.alerts import AlertRecord, ClosedWindow, SpikeDetector
 from pipeline.closing import Closed, close_windows
@@ -114,7 +114,7 @@ class Store:
 
     def create_schema(self) -> None:
         """Create the tables, and add the columns a store made by an older release lacks."""
-        added = t.upgrade(self.engine)
+        added = migrate.upgrade(self.engine)
         if added:
             log.info("store upgraded: added %s", ", ".join(added))
 
@@ -305,19 +305,30 @@ class Store:
                 }
             )
         stmt = t.insert_for(conn, t.windows)
+        w = t.windows.c
         stmt = stmt.on_conflict_do_update(
             index_elements=["dimension", "key", "window_start"],
             set_={name: getattr(t.windows.c, name) + getattr(stmt.excluded, name) for name in COUNT_FIELDS},
-        )
-        conn.execute(stmt, rows)
+        ).returning(w.dimension, w.key, w.window_start, w.closed, w.baseline, w.threshold)
+        added = {(r["dimension"], r["key"], t.to_ms(r["window_start"])): r for r in rows}
+        rollups.add_windows(conn, rollups.as_window_sums(conn.execute(stmt, rows), added))  # closed ones: late counts
 
     def _insert_messages(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         """The drill-down rows, and each message's per-ticker labels beside them."""
         messages, tickers = t.split_ticker_rows(rows)
+        stored: dict[str, dict[str, Any]] = {}  # the messages this call inserted, by id (the first of a repeated id)
         if messages:
-            conn.execute(t.insert_for(conn, t.messages).on_conflict_do_nothing(), messages)
-        if tickers:
-            conn.execute(t.insert_for(conn, t.message_tickers).on_conflict_do_nothing(), tickers)
+            stmt = t.insert_for(conn, t.messages).on_conflict_do_nothing().returning(t.messages.c.id)
+            inserted_ids = set(conn.execute(stmt, messages).scalars())
+            for m in messages:
+                if m["id"] in inserted_ids:
+                    stored.setdefault(m["id"], m)
+        if tickers:  # each row it inserts counts in its ticker's day, with the source and topic of its stored message
+            mt = t.message_tickers.c
+            stmt = t.insert_for(conn, t.message_tickers).on_conflict_do_nothing().returning(mt.message_id, mt.ticker)
+            inserted = {tuple(r) for r in conn.execute(stmt, tickers)}
+            new = [r for r in tickers if (r["message_id"], r["ticker"]) in inserted]
+            rollups.add_ticker_rows(conn, new, rollups.messages_of(conn, new, stored))
 
     # ---- finding the record a failed commit choked on ------------------------------------
     def unstorable(self, records: Sequence[RecordRows]) -> list[int]:
@@ -367,11 +378,16 @@ class Store:
     def prune(
         self, messages_before: datetime, stories_before: datetime, windows_before: datetime | None = None
     ) -> None:
-        """Drop messages scored, stories first seen and closed windows started before the given times."""
+        """Drop messages scored, stories first seen and closed windows started before the given times, and take
+        them out of the rollups (checkpoints wait meanwhile: a rollup summed again must not miss one)."""
         with self.engine.begin() as conn:
+            rollups.lock_commits(conn)
+            newest_gone = rollups.newest_event(conn, messages_before)
             conn.execute(t.messages.delete().where(t.messages.c.scored_at < messages_before))
             conn.execute(t.message_tickers.delete().where(t.message_tickers.c.event_time < messages_before))
+            rollups.prune_days(conn, messages_before, newest_gone)
             conn.execute(t.stories.delete().where(t.stories.c.first_seen < stories_before))
             if windows_before is not None:
                 w = t.windows.c
                 conn.execute(t.windows.delete().where(w.closed.is_(True), w.window_start < windows_before))
+                rollups.prune_windows(conn, windows_before)

@@ -16,7 +16,6 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
-    Engine,
     Float,
     Index,
     Integer,
@@ -25,18 +24,19 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    cast,
     func,
-    inspect,
     literal_column,
-    text,
     true,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
-from sqlalchemy.schema import CreateIndex
 from sqlalchemy.sql.elements import ColumnElement
 
+from pipeline.windows import COUNT_FIELDS
+
 metadata = MetaData()
+BASELINE_SUMS = ("base_n", "base_sum", "thr_sum")  # see window_rollups
 
 windows = Table(
     "windows",
@@ -293,64 +293,40 @@ model_versions = Table(
 Index("ix_model_versions_loaded_at", model_versions.c.loaded_at)
 
 
-# Columns added after the first release: ``upgrade`` adds them to a store created before.
-ADDED_COLUMNS: dict[str, tuple[str, ...]] = {
-    "windows": ("n_late", "n_late_negative", "sum_confidence", "sum_index"),
-    "offsets": ("event_ms", "quiet_since_ms", "caught_up_ms", "progressed_at_ms"),
-    "alerts": ("incident_id",),
-}
+# Pre-aggregated windows (``pipeline.rollups``), what long ranges read instead of a year of 1-minute windows: per
+# grain (an hour, a UTC day) and key, the sums of the count columns of the key's CLOSED windows that start in
+# [bucket_s, bucket_s + grain_s) (epoch seconds), and of their baselines what the heatmap needs (base_n: messages of
+# the windows with a baseline, base_sum and thr_sum: baseline and threshold capped at 1 weighted by them; latest_s:
+# the newest of those windows). A window's counts enter once, in the transaction that closes it; counts added to a
+# window already closed (late ones) enter in the transaction that adds them; pruning windows takes them out.
+ROLLUP_GRAINS_S = (86400, 3600)  # largest first
+window_rollups = Table(
+    "window_rollups",
+    metadata,
+    Column("grain_s", Integer, primary_key=True, autoincrement=False),
+    Column("dimension", String(16), primary_key=True),
+    Column("key", String(128), primary_key=True),
+    Column("bucket_s", BigInteger, primary_key=True, autoincrement=False),
+    *[Column(n, windows.c[n].type, nullable=False, server_default="0") for n in COUNT_FIELDS],
+    *[Column(n, Integer if n == "base_n" else Float, nullable=False, server_default="0") for n in BASELINE_SUMS],
+    Column("latest_s", BigInteger, nullable=True),
+)
+Index("ix_window_rollups_dim_bucket", window_rollups.c.grain_s, window_rollups.c.dimension, window_rollups.c.bucket_s)
 
-
-def upgrade(engine: Engine) -> list[str]:
-    """Create missing tables, add missing columns and indexes, and set up text search on SQLite; returns what was
-    added (``table.column``, ``index name``, ``messages_fts``)."""
-    metadata.create_all(engine)
-    added: list[str] = []
-    inspector = inspect(engine)
-    with engine.begin() as conn:
-        for table_name, names in ADDED_COLUMNS.items():
-            have = {c["name"] for c in inspector.get_columns(table_name)}
-            for name in names:
-                if name in have:
-                    continue
-                column = metadata.tables[table_name].c[name]
-                ddl_type = column.type.compile(dialect=engine.dialect)
-                default = f" DEFAULT {column.server_default.arg}" if column.server_default is not None else ""  # type: ignore[attr-defined]
-                null = "" if column.nullable else " NOT NULL"
-                conn.execute(text(f'ALTER TABLE {table_name} ADD COLUMN "{name}" {ddl_type}{default}{null}'))
-                added.append(f"{table_name}.{name}")
-        added += _add_indexes(conn)
-        if engine.dialect.name == "sqlite":
-            added += _sqlite_search(conn)
-    return added
-
-
-def _add_indexes(conn: Connection) -> list[str]:
-    """Indexes a store made by an older release lacks (``create_all`` adds indexes only with a new table)."""
-    added = []
-    inspector = inspect(conn)
-    for table in metadata.sorted_tables:
-        have = {ix["name"] for ix in inspector.get_indexes(table.name)}
-        columns = {c["name"] for c in inspector.get_columns(table.name)}
-        for index in sorted(table.indexes, key=lambda ix: str(ix.name)):
-            if index.name in have or (index.name in POSTGRESQL_ONLY and conn.dialect.name != "postgresql"):
-                continue
-            if not {c.name for c in index.columns if isinstance(c, Column)} <= columns:
-                continue  # a table of some other shape: leave it be
-            conn.execute(CreateIndex(index, if_not_exists=True))
-            added.append(str(index.name))
-    return added
-
-
-def _sqlite_search(conn: Connection) -> list[str]:
-    """The FTS5 table and its triggers; messages stored before it existed are indexed once."""
-    exists = conn.execute(text("SELECT 1 FROM sqlite_master WHERE name = :n"), {"n": MESSAGES_FTS}).first()
-    for statement in SQLITE_SEARCH_DDL:
-        conn.execute(text(statement))
-    if exists or conn.execute(text("SELECT 1 FROM messages LIMIT 1")).first() is None:
-        return []
-    conn.execute(text("INSERT INTO messages_fts(messages_fts) VALUES ('rebuild')"))
-    return [MESSAGES_FTS]
+# A ticker's sources and topics over a long range: per ticker, UTC day of the event time (epoch seconds), source
+# ('(none)' for a message without one) and topic, its message_tickers rows joined to their messages, and how many of
+# them carry a negative label for the ticker. Written with the rows; pruning messages takes them out.
+ticker_days = Table(
+    "ticker_days",
+    metadata,
+    Column("ticker", String(16), primary_key=True),
+    Column("day_s", BigInteger, primary_key=True, autoincrement=False),
+    Column("source", String(64), primary_key=True),
+    Column("topic_label", String(64), primary_key=True),
+    Column("messages", Integer, nullable=False),
+    Column("negative", Integer, nullable=False),
+)
+NO_SOURCE = "(none)"
 
 
 def insert_for(conn: Connection, table: Table) -> Any:
@@ -377,6 +353,13 @@ def about(dimension: str, key: str) -> ColumnElement[bool]:
     if dimension == "source":
         return m.source == key
     return true()
+
+
+def epoch_seconds(column: Any, dialect: str) -> Any:
+    """Whole seconds since the epoch (rounded down) of a stored time, in SQL: UTC in either dialect."""
+    if dialect == "postgresql":
+        return cast(func.floor(func.extract("epoch", column)), BigInteger)
+    return cast(func.strftime("%s", column), Integer)
 
 
 def as_utc(value: datetime) -> datetime:

@@ -10,6 +10,7 @@ from sqlalchemy import insert, select
 from streamlit.testing.v1 import AppTest
 
 from dashboard import data, grid, search
+from pipeline import rollups
 from pipeline import tables as t
 from pipeline.engine import create_store_engine
 from pipeline.tooling.dashboard_server import APP
@@ -88,14 +89,13 @@ def test_ticker_page_reads_message_tickers_on_postgresql(pg_store: str) -> None:
     with engine.begin() as conn:
         m = t.messages.c
         rows = conn.execute(select(m.id, m.event_time).where(m.tickers == ",GLOBEX,")).all()
-        conn.execute(
-            insert(t.message_tickers),
-            [
-                {"message_id": r.id, "ticker": "GLOBEX", "event_time": r.event_time, "sentiment": "negative"}
-                | {"method": "target"}
-                for r in rows
-            ],
-        )
+        ticker_rows = [
+            {"message_id": r.id, "ticker": "GLOBEX", "event_time": r.event_time, "sentiment": "negative"}
+            | {"method": "target"}
+            for r in rows
+        ]
+        conn.execute(insert(t.message_tickers), ticker_rows)
+        rollups.add_ticker_rows(conn, ticker_rows, rollups.messages_of(conn, ticker_rows, {}))  # as a commit does
     engine.dispose()
     at = page("Ticker", ticker="GLOBEX")
     assert not at.exception, at.exception

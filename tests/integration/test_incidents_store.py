@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, select, text, update
 
+from pipeline import migrate
 from pipeline import tables as t
 from pipeline.alerts import SpikeDetector
 from pipeline.incidents import incident_id
@@ -226,7 +227,7 @@ def test_an_older_store_is_upgraded(tmp_path: Path) -> None:
     engine.dispose()
     store = Store(url)
     try:
-        added = t.upgrade(store.engine)
+        added = migrate.upgrade(store.engine)
         assert {"alerts.incident_id", "windows.sum_confidence", "windows.sum_index"} <= set(added)
         with store.engine.connect() as conn:
             assert conn.execute(text("SELECT sum_index, sum_confidence FROM windows")).one() == (0, 0)

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import Engine, func, insert, inspect, select, text, update
 from sqlalchemy.dialects import postgresql
 
+from pipeline import migrate
 from pipeline import tables as t
 from pipeline.engine import create_store_engine
 from tests.fixtures.seed_store import seed
@@ -88,11 +89,11 @@ def test_an_older_sqlite_store_gets_search_indexes_and_watchlists(tmp_path: Path
     previous_release_store(engine)
     with engine.begin() as conn:
         conn.execute(insert(t.messages), [message(1, "Nvidia cuts guidance"), message(2, "A shortcut to profit")])
-    added = t.upgrade(engine)
+    added = migrate.upgrade(engine)
     assert {"ix_windows_dim_start", t.MESSAGES_FTS} <= set(added) and "ix_messages_text_search" not in added
     assert "watchlists" in inspect(engine).get_table_names(), "a new table comes with the upgrade"
     assert fts_ids(engine, "cut") == {"old-1"}, "messages stored before the upgrade are searchable; no substring hits"
-    assert t.upgrade(engine) == [], "a second upgrade has nothing to add"
+    assert migrate.upgrade(engine) == [], "a second upgrade has nothing to add"
     engine.dispose()
 
 
@@ -104,7 +105,7 @@ def test_postgresql_search_uses_the_gin_index_and_an_old_store_gets_it(pg_url: s
             insert(t.messages), [message(i, f"filler story {i}", NOW - timedelta(minutes=i)) for i in range(50)]
         )
         conn.execute(insert(t.messages), [message(99, "Nvidia cuts guidance")])
-    added = t.upgrade(engine)
+    added = migrate.upgrade(engine)
     assert {"ix_messages_text_search", "ix_windows_dim_start"} <= set(added)
     query = select(t.messages.c.id).where(
         t.text_search_vector().bool_op("@@")(func.plainto_tsquery(text("'english'::regconfig"), "cutting"))

@@ -97,6 +97,14 @@ def deployed(roles: Roles) -> Iterator[Roles]:
             ),
             {"s": NOW},
         )
+        conn.execute(  # the window's hourly rollup, as the daemon writes it when the window closes
+            text(
+                "INSERT INTO window_rollups (grain_s, dimension, key, bucket_s, n, n_unique, n_negative, n_neutral,"
+                " n_positive, sum_p_negative, sum_confidence, sum_index, n_late, n_late_negative, base_n, base_sum,"
+                " thr_sum) VALUES (3600, 'all', 'all', :b, 3, 3, 2, 1, 0, 1.7, 0, 0, 0, 0, 0, 0, 0)"
+            ),
+            {"b": int(NOW.timestamp()) // 3600 * 3600},
+        )
         conn.execute(
             text(
                 "INSERT INTO messages (id, event_time, scored_at, text, kind, tickers, topic_label, p_topic,"
@@ -145,7 +153,9 @@ def test_dashboard_role_reads_every_table(reader: Engine, deployed: Roles) -> No
         assert conn.execute(text("SELECT n, n_negative FROM windows")).one() == (3, 2)
         assert conn.execute(text("SELECT text FROM messages WHERE id = 'm1'")).scalar_one() == "AAPL falls"
         assert conn.execute(text("SELECT count(*) FROM alerts")).scalar_one() == 0
+        assert conn.execute(text("SELECT n FROM window_rollups WHERE grain_s = 3600")).scalar_one() == 3
         tables = conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).scalars().all()
+        assert {"window_rollups", "ticker_days"} <= set(tables)
         for table in tables:
             conn.execute(text(f'SELECT * FROM "{table}" LIMIT 1')).all()
         assert conn.execute(text("SHOW statement_timeout")).scalar_one() == "30s"
@@ -226,6 +236,17 @@ DAEMON_TABLES = {
         "INSERT INTO message_tickers (message_id, ticker, event_time, sentiment, method)"
         " VALUES ('m1', 'AAPL', now(), 'negative', 'message')",
         "sentiment = 'positive'",
+    ),
+    "window_rollups": (
+        "INSERT INTO window_rollups (grain_s, dimension, key, bucket_s, n, n_unique, n_negative, n_neutral,"
+        " n_positive, sum_p_negative, sum_confidence, sum_index, n_late, n_late_negative, base_n, base_sum, thr_sum)"
+        " VALUES (3600, 'all', 'x', 0, 1, 1, 1, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0)",
+        "n = n + 1",
+    ),
+    "ticker_days": (
+        "INSERT INTO ticker_days (ticker, day_s, source, topic_label, messages, negative)"
+        " VALUES ('AAPL', 0, 'wire', 'Earnings', 1, 1)",
+        "negative = 0",
     ),
     "model_versions": (
         "INSERT INTO model_versions (daemon, version, outcome, loaded_at, metrics)"

@@ -12,6 +12,7 @@ from sqlalchemy import insert
 
 from dashboard import charts, data
 from dashboard.views.overview import overall_index
+from pipeline import migrate
 from pipeline import tables as t
 from pipeline.engine import create_store_engine
 from pipeline.windows import sentiment_index
@@ -138,7 +139,7 @@ def window_row(key: str, minute: int, *, n: int, sum_index: float, sum_confidenc
 def windows_url(tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path / 'windows.db'}"
     engine = create_store_engine(url)
-    t.upgrade(engine)
+    migrate.upgrade(engine)
     rows = [
         window_row("NVDA", 0, n=4, sum_index=-1.5, sum_confidence=3.0),
         window_row("NVDA", 1, n=0, sum_index=0.0, sum_confidence=0.0),  # only late messages: nothing to weigh

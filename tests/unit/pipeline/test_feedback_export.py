@@ -8,6 +8,7 @@ from pathlib import Path
 from sqlalchemy import insert
 
 from models.data import read_extra
+from pipeline import migrate
 from pipeline import tables as t
 from pipeline.corrections import latest_corrections, training_csv
 from pipeline.engine import create_store_engine
@@ -26,7 +27,7 @@ ROWS = [
 def _store(tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path / 'store.db'}"
     engine = create_store_engine(url)
-    t.upgrade(engine)
+    migrate.upgrade(engine)
     with engine.begin() as conn:
         for message_id, text, sentiment, topic, minutes in ROWS:
             conn.execute(

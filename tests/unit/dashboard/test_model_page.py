@@ -37,7 +37,11 @@ def store_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
         history.flush()
     history.add(
         ModelEvent(
-            "tiny-2", "loaded", T0 + timedelta(hours=1), "accepted against finsent-v2", metrics=figures(0.83, 0.88)
+            "tiny-2",
+            "loaded",
+            T0 + timedelta(hours=1),
+            "accepted against the shipped model",
+            metrics=figures(0.83, 0.88),
         )
     )
     history.add(
@@ -67,16 +71,19 @@ def test_served_versions_side_by_side_and_refused_with_reason(store_url: str) ->
     assert not at.exception, at.exception
     frames = [d.value for d in at.dataframe]
     served = next(f for f in frames if "daemons" in f.columns)
-    assert served["version"].tolist() == ["tiny-2", "finsent-v2"], "newest first"
+    shipped = read_card(SHIPPED_MODEL_DIR)
+    assert served["version"].tolist() == ["tiny-2", shipped.version], "newest first"
     assert served["daemons"].tolist() == [1, 2]
-    assert served["sentiment macro-F1"].round(4).tolist() == [0.83, 0.8391]
-    assert served["topic accuracy"].round(4).tolist() == [0.93, 0.9026]
+    s_f1, t_acc = shipped.metrics["sentiment"]["test"]["macro_f1"], shipped.metrics["topic"]["test"]["accuracy"]
+    assert served["sentiment macro-F1"].round(4).tolist() == [0.83, round(s_f1, 4)]
+    assert served["topic accuracy"].round(4).tolist() == [0.93, round(t_acc, 4)]
     assert served["test n (sentiment / topic)"].tolist() == ["40 / 40", "2388 / 4117"]
     refused = next(f for f in frames if "reason" in f.columns and "daemons" not in f.columns)
     assert refused[["version", "reason"]].values.tolist() == [["tiny-3", "model tiny-3 fails the quality gate"]]
     assert refused["topic macro-F1"].tolist() == [0.1]
     assert "Refused candidates (1)" in [h.value for h in at.subheader]
-    assert at.subheader[0].value.startswith("finsent-v2 · int8"), "the current card is still shown"
+    current = f"{read_card(SHIPPED_MODEL_DIR).version} · int8"
+    assert at.subheader[0].value.startswith(current), "the current card is still shown"
 
 
 def test_a_store_from_before_the_history_says_so(store_url: str) -> None:

@@ -7,12 +7,11 @@ from pathlib import Path
 
 from sqlalchemy import inspect, select, text
 
-from models.card import read_card
+from models.card import SHIPPED_MODEL_DIR, read_card
 from pipeline import tables as t
 from pipeline.engine import create_store_engine
 from pipeline.model_history import ModelEvent, ModelHistory, event_for
 from pipeline.store import Store
-from tests.helpers import ROOT
 
 T0 = datetime(2026, 1, 1, 10, tzinfo=UTC)
 
@@ -31,7 +30,7 @@ def test_events_are_written_once_per_daemon_version_and_outcome(tmp_path: Path) 
     store = Store(url)
     store.create_schema()
     history = ModelHistory(store.engine, daemon="host:1")
-    card = read_card(ROOT / "models" / "artifacts" / "finsent-v2")
+    card = read_card(SHIPPED_MODEL_DIR)
     history.add(event_for(card, card.version, "loaded", "start-up", T0))
     history.add(ModelEvent("v3", "refused", T0 + timedelta(minutes=1), "fails the gate"))
     assert history.flush() and not history.pending

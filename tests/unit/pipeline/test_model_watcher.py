@@ -55,7 +55,7 @@ def test_an_equal_model_is_swapped_in_and_a_worse_one_refused_once(live: Path) -
     publish(live, "v-equal")
     scorer = poll(watcher)
     assert scorer is not None and scorer.version == "v-equal" and watcher.version == "v-equal"
-    assert watcher.verdict.startswith("accepted against finsent-v2")
+    assert watcher.verdict.startswith(f"accepted against {read_card(SHIPPED_MODEL_DIR).version}")
 
     publish(live, "v-worse", worse_sentiment)
     with pytest.raises(

@@ -18,7 +18,7 @@ from typing import Any
 from models.contract import INPUT_NAMES, SENTIMENT_LABELS, SENTIMENT_OUTPUT, TOPIC_LABELS, TOPIC_OUTPUT
 
 CARD_NAME = "card.json"
-SHIPPED_MODEL_DIR = Path(__file__).parent / "artifacts" / "finsent-v2"
+SHIPPED_MODEL_DIR = Path(__file__).parent / "artifacts" / "finsent-v3"
 
 
 class ModelError(RuntimeError):

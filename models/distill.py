@@ -173,7 +173,8 @@ def train_student(cfg: StudentConfig, corpus: Corpus | None = None) -> dict[str,
         "data_sizes": corpus.splits.sizes(),
         "test_overlap_with_train": corpus.splits.overlap,
         "extra_data": {"files": [Path(p).name for p in cfg.extra_data], **corpus.splits.extra_counts},
-        "command": "python -m models.distill " + " ".join(sys.argv[1:]),
+        "command": ("finsent " if Path(sys.argv[0]).name == "finsent" else "python -m models.distill ")
+        + " ".join(sys.argv[1:]),
         "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "encoder_layers": model.encoder.config.num_hidden_layers,
     }

@@ -79,3 +79,21 @@ def test_card_metrics_agree_with_a_fresh_evaluation(results: dict) -> None:  # t
             assert card.metrics[task][variant]["accuracy"] == pytest.approx(
                 results[task][variant]["accuracy"], abs=tolerance
             ), f"{task} {variant} on {describe_cpu()} vs the card's {card.metrics.get('evaluated_on')}"
+
+
+def test_card_records_every_other_kind_of_text_and_a_fresh_evaluation_agrees() -> None:
+    """Headlines, paragraphs, forum posts and the per-company sets are on the card, as this CPU measures them."""
+    from models.evaluate import DOMAIN_SETS, evaluate_domains
+
+    card = verify_card(SHIPPED_MODEL_DIR)
+    fresh = evaluate_domains(OnnxModel(SHIPPED_MODEL_DIR), os.environ.get("FINSENT_DATA_DIR"))
+    if not fresh:
+        missing("the out-of-domain data sets", "the data directory holds no sentfin-v1.1/finentity/stockemotions")
+    assert set(card.metrics["domains"]) == set(DOMAIN_SETS) == set(fresh)
+    same_cpu = card.metrics.get("evaluated_on") == describe_cpu()
+    tolerance = SAME_CPU_TOLERANCE if same_cpu else CROSS_CPU_TOLERANCE
+    for name in DOMAIN_SETS:
+        recorded = card.metrics["domains"][name]
+        assert recorded["n"] == fresh[name]["n"], f"{name}: the test part changed size"
+        assert recorded["sentiment_accuracy"] == pytest.approx(fresh[name]["sentiment_accuracy"], abs=tolerance), name
+    assert card.targets and fresh["joined"]["read_as"] == "target pair", "company targets are read as pairs"

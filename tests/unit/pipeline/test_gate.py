@@ -108,3 +108,39 @@ GOOD_T = np.full((2, 20), 0.05, dtype=np.float32)
 def test_check_probabilities(sentiment: np.ndarray, topic: np.ndarray, problem: str | None) -> None:
     found = check_probabilities(sentiment, topic, 2)
     assert (found is None) if problem is None else (found is not None and problem in found), found
+
+
+def _shipped_cards() -> tuple[Any, Any]:
+    from models.card import SHIPPED_MODEL_DIR, read_card
+
+    return read_card(SHIPPED_MODEL_DIR), read_card(SHIPPED_MODEL_DIR.parent / "finsent-v2")
+
+
+def test_the_shipped_model_passes_the_gate_against_v2() -> None:
+    """A daemon serving v2 hot-swaps to the shipped model at the default allowed drop."""
+    shipped, v2 = _shipped_cards()
+    verdict = judge_candidate(shipped.version, shipped.metrics, v2.version, v2.metrics, max_drop=0.01)
+    assert verdict.accepted, verdict.reason
+
+
+@pytest.mark.parametrize(
+    ("task", "variant"), [("sentiment", "test_dedup"), ("topic", "test_dedup"), ("sentiment", "test")]
+)
+def test_the_shipped_model_would_be_refused_if_one_task_regressed(task: str, variant: str) -> None:
+    shipped, v2 = _shipped_cards()
+    worse = {k: dict(v) if isinstance(v, dict) else v for k, v in shipped.metrics.items()}
+    worse[task] = {k: dict(v) if isinstance(v, dict) else v for k, v in shipped.metrics[task].items()}
+    if variant == "test":  # no dedup figures: the gate falls back on the full test set
+        worse[task].pop("test_dedup")
+    worse[task][variant]["macro_f1"] = v2.metrics[task][variant]["macro_f1"] - 0.02
+    verdict = judge_candidate(shipped.version, worse, v2.version, v2.metrics, max_drop=0.01)
+    assert not verdict.accepted and f"{task} {variant} macro-F1" in verdict.reason
+
+
+def test_a_domain_regression_refuses_against_a_card_that_measured_it() -> None:
+    shipped, _ = _shipped_cards()
+    worse = dict(shipped.metrics)
+    worse["domains"] = {name: dict(r) for name, r in shipped.metrics["domains"].items()}
+    worse["domains"]["sentfin"]["sentiment_macro_f1"] -= 0.05
+    verdict = judge_candidate("v3-worse", worse, shipped.version, shipped.metrics, max_drop=0.01)
+    assert not verdict.accepted and "sentfin macro-F1" in verdict.reason

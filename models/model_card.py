@@ -133,7 +133,10 @@ def _runs(training: dict[str, Any]) -> str:
             f"| {r['name']} | `{r['command']}` | {r['wall_time_s'] / 60:.0f} min | {r['best_dev_score']:.4f} "
             f"| {params} |"
         )
-    return "Every training run behind this artifact (2 shared CPU cores):\n\n" + "\n".join(lines) + "\n"
+    head = "Every training run behind this artifact (2 shared CPU cores)"
+    if any(r["name"].startswith("tried") for r in runs):
+        head = "Training runs (2 shared CPU cores); those named *tried* were compared and did not make this artifact"
+    return head + ":\n\n" + "\n".join(lines) + "\n"
 
 
 def _fp16(export: dict[str, Any]) -> str:

@@ -32,7 +32,7 @@ from kafka import KafkaProducer
 
 from pipeline.config import scoring_layout
 from pipeline.tooling.broker import EmbeddedBroker, free_port
-from pipeline.tooling.builds import Build, previous_build, this_build
+from pipeline.tooling.builds import Build, previous_build, shown, this_build
 from pipeline.tooling.capacity import DEFAULT_SHARES, DEFAULT_TARGET_P99_MS, Ladder
 
 
@@ -298,7 +298,7 @@ def run_benchmark(
     report: dict[str, Any] = {
         "texts": n,
         "text_source": source,
-        "model": model_dir,
+        "model": shown(Path(model_dir)),
         "scoring_workers": layout[0],
         "threads": layout[1],
         "fetch_max_wait_ms": fetch_max_wait_ms if fetch_max_wait_ms is not None else "daemon default (50)",

@@ -31,7 +31,19 @@ class Build:
     imports_from: str  # where its ``pipeline`` package is imported from
 
     def describe(self) -> dict[str, str]:
-        return {"ref": self.ref, "commit": self.commit, "imports_from": self.imports_from}
+        """For the report: where the build imported from, said without this machine's paths."""
+        own = Path(self.imports_from).resolve() == self.root.resolve()
+        return {
+            "ref": self.ref,
+            "commit": self.commit,
+            "imports_from": "its own checkout" if own else self.imports_from,
+        }
+
+
+def shown(path: Path) -> str:
+    """``path`` as a report names it: relative to this checkout when it lies inside it."""
+    resolved = path.resolve()
+    return str(resolved.relative_to(ROOT)) if resolved.is_relative_to(ROOT) else str(resolved)
 
 
 def _git(*args: str, cwd: Path = ROOT) -> str:

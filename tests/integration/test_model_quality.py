@@ -91,9 +91,11 @@ def test_card_records_every_other_kind_of_text_and_a_fresh_evaluation_agrees() -
         missing("the out-of-domain data sets", "the data directory holds no sentfin-v1.1/finentity/stockemotions")
     assert set(card.metrics["domains"]) == set(DOMAIN_SETS) == set(fresh)
     same_cpu = card.metrics.get("evaluated_on") == describe_cpu()
-    tolerance = SAME_CPU_TOLERANCE if same_cpu else CROSS_CPU_TOLERANCE
     for name in DOMAIN_SETS:
         recorded = card.metrics["domains"][name]
         assert recorded["n"] == fresh[name]["n"], f"{name}: the test part changed size"
+        # elsewhere, the tweet sets' measured spread (0.7% of texts) is a handful of texts on a small set
+        # (FinEntity: 157): allow whichever is larger, twice the spread or four texts
+        tolerance = SAME_CPU_TOLERANCE if same_cpu else max(CROSS_CPU_TOLERANCE, 4 / recorded["n"])
         assert recorded["sentiment_accuracy"] == pytest.approx(fresh[name]["sentiment_accuracy"], abs=tolerance), name
     assert card.targets and fresh["joined"]["read_as"] == "target pair", "company targets are read as pairs"

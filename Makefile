@@ -35,7 +35,7 @@ lint: venv ## ruff lint and format check, mypy, the import walls between rooms (
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-train: venv teacher-base ## Train the shipped model: the teacher (about 50 min on 2 CPU cores with bf16), then the distilled student (about 45 min)
+train: venv teacher-base ## Train the shipped model: the teacher, then the distilled student (about 56 + 44 min on 2 cores with bf16; 3-4x longer on a CPU without bf16)
 	$(PY) -m models.teacher --base-model $(TEACHER_BASE) --data-dir $(DATA_DIR) -o runs/teacher --threads 2 --epochs 2 --eval-every 400
 	$(VENV)/bin/finsent train --data-dir $(DATA_DIR) --soft-labels runs/teacher/soft_labels.npz --epochs 2 --eval-every 800 --threads 2 -o runs/train
 

@@ -32,7 +32,7 @@ from kafka import KafkaProducer
 
 from pipeline.config import scoring_layout
 from pipeline.tooling.broker import EmbeddedBroker, free_port
-from pipeline.tooling.builds import Build, previous_build, shown, this_build
+from pipeline.tooling.builds import Build, default_layout, previous_build, shown, this_build
 from pipeline.tooling.capacity import DEFAULT_SHARES, DEFAULT_TARGET_P99_MS, Ladder
 
 
@@ -293,6 +293,7 @@ def run_benchmark(
 
     texts, source = load_texts(n, data_dir)
     layout = scoring_layout(workers, threads)
+    told = bool(workers or threads)  # a layout asked for applies to every build; else each its own default
     model_dir = str(Path(model or SHIPPED_MODEL_DIR).resolve())  # one model for every build
     env = {} if fetch_max_wait_ms is None else {"FINSENT_FETCH_MAX_WAIT_MS": str(fetch_max_wait_ms)}
     report: dict[str, Any] = {
@@ -315,9 +316,11 @@ def run_benchmark(
         broker = stack.enter_context(EmbeddedBroker())
         results: dict[str, dict[str, Any]] = {b.name: dict(b.describe()) for b in builds}
         report["builds"] = results
+        layouts = {b.name: layout if told else default_layout(b.root) or layout for b in builds}
         for b in builds:
+            results[b.name]["scoring_workers"], results[b.name]["threads"] = layouts[b.name]
             echo(f"1/3 backlog throughput of the {b.name} build ({b.commit}): {n} texts from the {source}")
-            results[b.name].update(backlog_run(broker.bootstrap, work, texts, b, model_dir, layout, env))
+            results[b.name].update(backlog_run(broker.bootstrap, work, texts, b, model_dir, layouts[b.name], env))
         report["model_alone_texts_per_s"] = alone = model_alone(texts, model_dir, layout)
         report["tokeniser_ms_per_text"] = tokeniser_alone(texts, model_dir)
         for b in builds:
@@ -325,13 +328,15 @@ def run_benchmark(
         ladders = {}
         for b in builds:
             topic = f"bench-live-{b.name}"
-            daemon = DaemonRun(broker.bootstrap, topic, work, model_dir, layout, b.root, env)
+            daemon = DaemonRun(broker.bootstrap, topic, work, model_dir, layouts[b.name], b.root, env)
             stack.callback(daemon.stop)
             _produce(broker.bootstrap, topic, texts[:1])  # warm-up: the group joins, the model loads
             if daemon.wait_for(1, 120) is None:
                 raise RuntimeError(f"the {b.name} build's daemon did not start within 2 minutes")
             backlog = results[b.name]["end_to_end_texts_per_s"]
-            ladders[b.name] = Ladder(daemon, broker.bootstrap, topic, texts, backlog, latency_s, target_p99_ms, echo)
+            ladders[b.name] = Ladder(
+                daemon, broker.bootstrap, topic, texts, backlog, latency_s, target_p99_ms, echo, broker.pid
+            )
         for share in shares:  # the builds take turns at each share: load on the machine drifts
             for name, ladder in ladders.items():
                 echo(f"2/3 latency, {name} build:")

@@ -32,6 +32,13 @@ def render_profile(profile: dict[str, Any], tokeniser_ms: float | None) -> list[
             if batch
             else f"    workers:       model {model:.2f} ms/text{tok}"
         )
+    cores = profile.get("cores_busy") or {}
+    if any(v is not None for v in cores.values()):
+        parts = [f"{k.replace('_', ' ')} {v:.2f}" for k, v in cores.items() if v is not None]
+        lines.append(
+            "    cores busy:    " + ", ".join(parts) + "  (while the texts arrived; the broker and the load "
+            "generator share the machine with the daemon)"
+        )
     return lines
 
 
@@ -45,7 +52,8 @@ def render(report: dict[str, Any]) -> str:
         "long even when data is there, so 'fetch' below is mostly the broker's wait, not the daemon's work",
     ]
     for name, build in report["builds"].items():
-        out.append(f"{name} build {build['commit']} (imports from {build['imports_from']}):")
+        layout = f", {build['scoring_workers']} workers x {build['threads']} threads" if "threads" in build else ""
+        out.append(f"{name} build {build['commit']} (imports from {build['imports_from']}{layout}):")
         out.append(
             f"  backlog:      {build['end_to_end_texts_per_s']:.0f} texts/s end to end "
             f"({build['end_to_end_vs_model_alone']:.0%} of the model alone), peak RSS {build['peak_rss_mb']:.0f} MB"

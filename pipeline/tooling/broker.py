@@ -53,6 +53,10 @@ class EmbeddedBroker:
     def bootstrap(self) -> str:
         return f"{self.host}:{self.port}"
 
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
     def start(self, timeout_s: float = 10.0) -> EmbeddedBroker:
         url = f"tcp://{self.host}:{self.port}"
         out = self.log_file.open("ab") if self.log_file else subprocess.DEVNULL

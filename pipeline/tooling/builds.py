@@ -65,6 +65,23 @@ def imported_from(root: Path) -> str:
     return done.stdout.strip() or f"(cannot import: {done.stderr.strip()[-200:]})"
 
 
+def default_layout(root: Path) -> tuple[int, int] | None:
+    """(scoring workers, threads each) the build in ``root`` derives on this machine when not told; ``None``
+    when it cannot say (a build older than ``pipeline.config.scoring_layout``)."""
+    done = subprocess.run(
+        [sys.executable, "-c", "from pipeline.config import scoring_layout; print(*scoring_layout())"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    try:
+        workers, threads = (int(v) for v in done.stdout.split())
+    except ValueError:
+        return None
+    return workers, threads
+
+
 def this_build() -> Build:
     """This checkout (its commit, marked ``+changes`` when the tree differs from it)."""
     try:

@@ -14,6 +14,7 @@ whose p99 held the target and the lowest that did not. Live capacity is the high
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -101,6 +102,30 @@ def latency_breakdown(delta: Callable[[str], float], model_s: float, batches: fl
     return {"event_to_scored": total, "read": read, "model": model, "waiting": rest}
 
 
+def cpu_seconds(pid: int | None) -> float | None:
+    """CPU time (user + system, every thread) a process has used so far; ``None`` where /proc cannot tell."""
+    if pid is None:
+        return None
+    if pid == os.getpid():
+        t = os.times()
+        return t.user + t.system
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def cpu_used(pids: dict[str, int | None], before: dict[str, float | None], wall_s: float) -> dict[str, float | None]:
+    """Cores each process kept busy since ``before`` (CPU seconds per wall second): 1.0 is one core."""
+    out: dict[str, float | None] = {}
+    for name, pid in pids.items():
+        now, then = cpu_seconds(pid), before.get(name)
+        out[name] = (now - then) / wall_s if now is not None and then is not None and wall_s > 0 else None
+    return out
+
+
 class ScoredReader:
     """One consumer on a scored topic for the whole ladder; latencies collected by id."""
 
@@ -163,8 +188,16 @@ class Ladder:
         seconds: float,
         target_p99_ms: float = DEFAULT_TARGET_P99_MS,
         echo: Callable[[str], None] = print,
+        broker_pid: int | None = None,
     ) -> None:
         self.daemon = daemon
+        # who shares the machine's cores during a step: the daemon, the test broker, and this process
+        # (the paced producer, then the reader of the scored topic)
+        self.pids: dict[str, int | None] = {
+            "daemon": getattr(getattr(daemon, "proc", None), "pid", None),
+            "broker": broker_pid,
+            "load_generator": os.getpid(),
+        }
         self.bootstrap = bootstrap
         self.topic = topic
         self.texts = texts
@@ -181,8 +214,11 @@ class Ladder:
         n = max(20, int(rate * self.seconds))
         texts = (self.texts * (n // len(self.texts) + 1))[:n]
         before = parse_samples(self.daemon.scrape())
+        cpu_before = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
         started = time.monotonic()
         ids, achieved = produce_paced(self.bootstrap, self.topic, texts, rate, f"s{len(self.steps)}")
+        paced_s = time.monotonic() - started
+        cores = cpu_used(self.pids, cpu_before, paced_s)  # while the texts arrive: the load a live daemon sees
         lat = self.reader.read_until(ids, 120 + self.seconds * 4)
         wall = time.monotonic() - started
         after = parse_samples(self.daemon.scrape())
@@ -200,7 +236,7 @@ class Ladder:
             "p95_ms": percentile(steady, 0.95),
             "p99_ms": p99,
             "max_ms": max(steady) if steady else float("nan"),
-            "profile": stage_profile(before, after, wall, len(lat)),
+            "profile": stage_profile(before, after, wall, len(lat)) | {"cores_busy": cores},
         }
         result["holds"] = len(lat) == n and p99 <= self.target
         self.steps.append(result)

@@ -275,6 +275,7 @@ class Daemon(AssignmentProtocol):
             self.metrics.scoring_seconds.observe(result.seconds)
             self.metrics.batch_size.observe(len(result.items))
             if result.error is None and result.scores is not None:
+                self.metrics.company_passes.inc(sum(len(score.targets) for score in result.scores))
                 scored = list(zip(result.items, result.scores, strict=True))
             else:
                 scored = self.isolate(result.items, result.error)

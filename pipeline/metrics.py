@@ -60,6 +60,12 @@ class PipelineMetrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             registry=registry,
         )
+        self.company_passes = Counter(
+            "finsent_company_passes",
+            "Extra model passes for the companies of multi-company messages (one per company, at most "
+            "FINSENT_MAX_TARGETS a message): the model's work beyond one pass per text.",
+            registry=registry,
+        )
         self.event_latency = Histogram(
             "finsent_event_latency_seconds",
             "Scored time minus event time.",

@@ -31,6 +31,7 @@ from typing import Any
 from kafka import KafkaProducer
 
 from pipeline.config import scoring_layout
+from pipeline.targets import DEFAULT_MAX_TARGETS
 from pipeline.tooling.broker import EmbeddedBroker, free_port
 from pipeline.tooling.builds import Build, default_layout, previous_build, shown, this_build
 from pipeline.tooling.capacity import DEFAULT_SHARES, DEFAULT_TARGET_P99_MS, Ladder
@@ -286,6 +287,7 @@ def run_benchmark(
     target_p99_ms: float = DEFAULT_TARGET_P99_MS,
     compare: str | None = None,
     fetch_max_wait_ms: int | None = None,
+    max_targets: int | None = None,
     baseline: bool = True,
     echo: Callable[[str], None] = print,
 ) -> dict[str, Any]:
@@ -296,6 +298,8 @@ def run_benchmark(
     told = bool(workers or threads)  # a layout asked for applies to every build; else each its own default
     model_dir = str(Path(model or SHIPPED_MODEL_DIR).resolve())  # one model for every build
     env = {} if fetch_max_wait_ms is None else {"FINSENT_FETCH_MAX_WAIT_MS": str(fetch_max_wait_ms)}
+    if max_targets is not None:
+        env["FINSENT_MAX_TARGETS"] = str(max_targets)
     report: dict[str, Any] = {
         "texts": n,
         "text_source": source,
@@ -303,6 +307,7 @@ def run_benchmark(
         "scoring_workers": layout[0],
         "threads": layout[1],
         "fetch_max_wait_ms": fetch_max_wait_ms if fetch_max_wait_ms is not None else "daemon default (50)",
+        "max_targets": max_targets if max_targets is not None else f"daemon default ({DEFAULT_MAX_TARGETS})",
         "cpu": cpu_model(),
         "cpus": os.cpu_count(),
         "load_average_at_start": load_average(),

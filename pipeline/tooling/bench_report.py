@@ -27,6 +27,9 @@ def render_profile(profile: dict[str, Any], tokeniser_ms: float | None) -> list[
     if model is not None:
         tok = "" if tokeniser_ms is None else f", of which tokenising ~{tokeniser_ms:.2f} ms (tokeniser alone)"
         batch = profile.get("mean_batch_size")
+        passes = profile.get("company_passes_per_text")
+        if passes:
+            tok += f"; {passes:.2f} extra passes a text for the companies of multi-company texts"
         lines.append(
             f"    workers:       model {model:.2f} ms/text{tok}; mean batch {batch:.1f}"
             if batch

@@ -79,6 +79,7 @@ def stage_profile(before: dict[str, float], after: dict[str, float], wall_s: flo
         "loop_seconds": loop,
         "loop_share": {k: (v / wall_s if v is not None and wall_s else None) for k, v in loop.items()},
         "loop_ms_per_text": per_text,
+        "company_passes_per_text": delta("finsent_company_passes_total") / texts if texts else None,
         "model_seconds": model_s,
         "model_ms_per_text": model_s / texts * 1000 if texts else None,
         "batches": batches,
@@ -124,6 +125,18 @@ def cpu_used(pids: dict[str, int | None], before: dict[str, float | None], wall_
         now, then = cpu_seconds(pid), before.get(name)
         out[name] = (now - then) / wall_s if now is not None and then is not None and wall_s > 0 else None
     return out
+
+
+def timeline(latencies_ms: list[float], rate: float, bucket_s: float = 0.5) -> dict[str, Any]:
+    """Mean and worst event → scored latency per ``bucket_s`` of sending (latencies in send order): a stall
+    shows as a run of buckets far above the rest, a rate beyond capacity as a climb that does not come down."""
+    per = max(1, round(rate * bucket_s))
+    chunks = [latencies_ms[i : i + per] for i in range(0, len(latencies_ms), per)]
+    return {
+        "bucket_s": bucket_s,
+        "mean_ms": [round(sum(c) / len(c), 1) for c in chunks],
+        "max_ms": [round(max(c), 1) for c in chunks],
+    }
 
 
 class ScoredReader:
@@ -236,6 +249,7 @@ class Ladder:
             "p95_ms": percentile(steady, 0.95),
             "p99_ms": p99,
             "max_ms": max(steady) if steady else float("nan"),
+            "timeline": timeline(lat, rate) if len(lat) == n else None,
             "profile": stage_profile(before, after, wall, len(lat)) | {"cores_busy": cores},
         }
         result["holds"] = len(lat) == n and p99 <= self.target

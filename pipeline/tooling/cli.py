@@ -191,6 +191,14 @@ def bench(
     fetch_max_wait_ms: Annotated[
         Optional[int], typer.Option(help="The daemons' fetch_max_wait_ms (default: theirs).")
     ] = None,
+    max_targets: Annotated[
+        Optional[int],
+        typer.Option(
+            min=0,
+            help="The daemons' FINSENT_MAX_TARGETS: extra passes a multi-company text may take (0: none; "
+            "default: theirs).",
+        ),
+    ] = None,
     baseline: Annotated[
         bool, typer.Option("--baseline/--no-baseline", help="Also time the Hugging Face pipeline.")
     ] = True,
@@ -223,6 +231,7 @@ def bench(
             threads=threads,
             latency_s=latency_s,
             shares=share_list,
+            max_targets=max_targets,
             bisect_steps=bisect_steps,
             target_p99_ms=target_p99_ms,
             compare=compare,

@@ -89,6 +89,7 @@ def test_each_company_counts_its_own_label(
             start, end = datetime.fromtimestamp(BASE_MS / 1000, UTC), datetime.fromtimestamp(BASE_MS / 1000 + 60, UTC)
             msft_evidence = evidence(conn, "ticker", "MSFT", start, end)
             aapl_evidence = evidence(conn, "ticker", "AAPL", start, end)
+        company_passes = daemon.metrics.company_passes._value.get()
         scored = {
             r.key.decode(): json.loads(r.value)
             for r in read_topic(broker.bootstrap, settings.scored_topic, len(messages))
@@ -110,6 +111,7 @@ def test_each_company_counts_its_own_label(
     assert scored["m13"]["ticker_sentiment_capped"] is True and len(scored["m13"]["ticker_sentiment_p"]) == 8
     assert "ticker_sentiment_capped" not in scored["m0"]
     assert scorer.passes == 4 * 6 + 8, "two passes per two-company message, none for one company, 8 at most"
+    assert company_passes == scorer.passes, "finsent_company_passes_total counts the model's extra work"
 
     assert rows[("m0", "AAPL")] == ("positive", "target") and rows[("m0", "MSFT")] == ("negative", "target")
     assert rows[("m12", "TSLA")] == ("neutral", "message")

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from pipeline import config
 from pipeline.batching import checkpoint_due
-from pipeline.config import ConfigError, load_settings
+from pipeline.config import ConfigError, load_settings, scoring_layout
 from pipeline.tickers import extract_tickers
 
 
@@ -89,3 +90,21 @@ def test_each_ticker_keeps_where_it_came_from_in_order_of_precedence() -> None:
     assert sources == {"AAPL": "name", "AMD": "given", "INTC": "given", "MSFT": "watchlist", "NVDA": "name"}
     assert ticker_sources("Nvidia slides after guidance cut", linker=default_linker()) == {"NVDA": "name"}
     assert ticker_sources("Nvidia slides after guidance cut") == {}, "no linker: names are not linked"
+
+
+@pytest.mark.parametrize(
+    ("cpus", "asked", "layout"),
+    [
+        (1, (0, 0), (1, 1)),
+        (2, (0, 0), (2, 2)),  # two workers, each with a thread per CPU
+        (8, (0, 0), (2, 8)),
+        (64, (0, 0), (2, 8)),  # at most 8 threads a worker
+        (2, (1, 0), (1, 2)),
+        (2, (0, 1), (2, 1)),  # threads asked for are kept
+    ],
+)
+def test_the_scoring_layout_derives_from_the_cpus(
+    monkeypatch: pytest.MonkeyPatch, cpus: int, asked: tuple[int, int], layout: tuple[int, int]
+) -> None:
+    monkeypatch.setattr(config, "usable_cpus", lambda: cpus)
+    assert scoring_layout(*asked) == layout

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import time
 from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from pipeline.metrics import STAGES, PipelineMetrics
-from pipeline.tooling.capacity import Ladder, parse_samples, percentile, stage_profile
+from pipeline.tooling.capacity import (
+    Ladder,
+    cpu_seconds,
+    cpu_used,
+    parse_samples,
+    percentile,
+    stage_profile,
+    timeline,
+)
 
 
 def test_timed_stages_add_up_and_count_a_block_that_raises() -> None:
@@ -115,6 +126,7 @@ def test_the_report_renders_both_builds() -> None:
         "latency_ms": {"event_to_scored": 80.0, "read": 30.0, "model": 20.0, "waiting": 30.0},
         "model_ms_per_text": 3.0,
         "mean_batch_size": 4.0,
+        "cores_busy": {"daemon": 1.25, "broker": 0.3, "load_generator": None},
     }
     ladder = FakeLadder().run((0.25, 0.5, 0.7), bisect_steps=0)
     ladder["profile_at_capacity"] = profile
@@ -124,6 +136,8 @@ def test_the_report_renders_both_builds() -> None:
         "end_to_end_texts_per_s": 800.0,
         "end_to_end_vs_model_alone": 0.9,
         "peak_rss_mb": 200.0,
+        "scoring_workers": 2,
+        "threads": 1,
         "latency": ladder,
     }
     old = {
@@ -148,3 +162,32 @@ def test_the_report_renders_both_builds() -> None:
     assert "live capacity: 50% of the backlog throughput (500 texts/s)" in text
     assert "mean 80.0 ms event -> scored = read 30.00 ms + model 20.00 ms + waiting 30.00 ms" in text
     assert "not timed by this build" in text
+    assert "new build abc (imports from /x, 2 workers x 1 threads):" in text
+    assert "cores busy:    daemon 1.25, broker 0.30  (while the texts arrived" in text
+
+
+def test_cores_busy_tell_a_spinning_process_from_a_sleeping_one() -> None:
+    sleeper = subprocess.Popen(["sleep", "30"])  # noqa: S607
+    try:
+        time.sleep(0.1)
+        pids = {"me": os.getpid(), "sleeper": sleeper.pid, "gone": 2**22 + 7}
+        before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        started = time.monotonic()
+        while time.monotonic() - started < 0.5:  # this process spins on one core
+            pass
+        cores = cpu_used(pids, before, time.monotonic() - started)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert cores["me"] is not None and cores["me"] > 0.5
+    assert cores["sleeper"] is not None and cores["sleeper"] < 0.1
+    assert cores["gone"] is None  # no such process: not a figure
+    assert cpu_seconds(None) is None
+
+
+def test_a_stall_shows_in_the_timeline_where_it_happened() -> None:
+    latencies = [40.0] * 100 + [900.0, 700.0, 500.0, 300.0] + [40.0] * 96  # 200 texts at 100/s
+    line = timeline(latencies, rate=100.0)
+    assert line["bucket_s"] == 0.5 and len(line["max_ms"]) == 4
+    assert line["max_ms"] == [40.0, 40.0, 900.0, 40.0]
+    assert line["mean_ms"][2] == (900 + 700 + 500 + 300 + 40 * 46) / 50

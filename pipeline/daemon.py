@@ -42,7 +42,7 @@ from pipeline.scoring import Scored, ScoringWorker
 from pipeline.sinks import DeliveryError, KafkaSink, encode_json, record_bytes
 from pipeline.source import KafkaSource
 from pipeline.store import FencedError, RecordError, Store
-from pipeline.targets import batch_targets
+from pipeline.targets import batch_targets, first_batch, passes
 from pipeline.tickers import NameLinker
 from pipeline.upkeep import Upkeep
 from pipeline.windows import dimension_keys, is_window_closed, window_start
@@ -255,10 +255,11 @@ class Daemon(AssignmentProtocol):
     def feed_model(self) -> None:
         """Latency-aware batching: what is waiting goes to the scoring workers as soon as one is free —
         one text at low load, up to ``batch_size`` under backlog — shared evenly among the free
-        workers, so that two half batches finish sooner than one whole."""
+        workers by the model passes it takes (a multi-company text takes one per company more),
+        so that two half batches finish sooner than one whole, and at the same time."""
         while self.worker.free and self.pending.batch:
-            share = -(-len(self.pending.batch) // self.worker.free_workers)
-            size = min(self.settings.batch_size, share)
+            costs = [passes(event, self.scorer) for event, _ in self.pending.batch]
+            size = first_batch(costs, self.worker.free_workers, self.settings.batch_size)
             batch, self.pending.batch = self.pending.batch[:size], self.pending.batch[size:]
             targets = batch_targets(self.scorer, [e for e, _ in batch], self.linker)
             self.worker.submit(self.scorer, batch, [event.text for event, _ in batch], targets)

@@ -56,3 +56,28 @@ def plan_targets(tickers: Sequence[str], max_targets: int = DEFAULT_MAX_TARGETS)
     if len(tickers) < 2 or max_targets <= 0:
         return [], len(tickers) >= 2
     return list(tickers[:max_targets]), len(tickers) > max_targets
+
+
+def passes(event: Event, scorer: object) -> int:
+    """Model passes ``event`` costs: one, plus one per company it names where ``scorer`` reads company
+    targets (at most its ``max_targets``)."""
+    if len(event.tickers) < 2 or not getattr(scorer, "reads_targets", False):
+        return 1
+    return 1 + max(0, min(len(event.tickers), getattr(scorer, "max_targets", DEFAULT_MAX_TARGETS)))
+
+
+def first_batch(costs: Sequence[int], workers: int, max_texts: int) -> int:
+    """How many texts from the front of a queue go to the next of ``workers`` free workers: the shortest run
+    holding an even share of the queue's passes (``costs``: passes per text), at most ``max_texts`` texts and
+    at least one. Shared by passes, not by texts, so that a worker handed the multi-company texts of a burst
+    does not score long after the other (results are taken in order: the other's would wait for it)."""
+    if not costs:
+        return 0
+    share = -(-sum(costs) // max(1, workers))
+    taken = total = 0
+    for cost in costs[:max_texts]:
+        taken += 1
+        total += cost
+        if total >= share:
+            break
+    return taken

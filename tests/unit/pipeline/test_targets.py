@@ -8,8 +8,9 @@ from dataclasses import dataclass
 import pytest
 
 from pipeline.linker import default_linker
+from pipeline.schema import Event, Origin
 from pipeline.scorer import Score, score_with_targets
-from pipeline.targets import mentions, plan_targets
+from pipeline.targets import first_batch, mentions, passes, plan_targets
 
 
 @pytest.mark.parametrize(
@@ -62,3 +63,35 @@ def test_targets_are_only_asked_of_a_model_that_reads_them() -> None:
     assert score_with_targets(Plain(), ["x"], two)[0].targets == {}
     assert score_with_targets(Reads(), ["x"], two)[0].sentiment == "targets"
     assert score_with_targets(Reads(), ["x"], [{"AAPL": "$AAPL"}])[0].sentiment == "neutral", "one company: one pass"
+
+
+def _event(tickers: list[str]) -> Event:
+    return Event("m", "text", 0, None, "news", tickers, Origin("t", 0, 0, 0, None))
+
+
+def test_a_text_costs_a_pass_per_company_only_where_the_model_reads_companies() -> None:
+    reads = Reads()
+    assert passes(_event([]), reads) == 1
+    assert passes(_event(["AAPL"]), reads) == 1, "one company: the message's own pass"
+    assert passes(_event(["AAPL", "MSFT"]), reads) == 3
+    assert passes(_event([f"T{i}" for i in range(20)]), reads) == 9, "at most max_targets more"
+    reads.max_targets = 0  # type: ignore[attr-defined]
+    assert passes(_event(["AAPL", "MSFT"]), reads) == 1
+    assert passes(_event(["AAPL", "MSFT"]), Plain()) == 1
+
+
+@pytest.mark.parametrize(
+    ("costs", "workers", "max_texts", "size"),
+    [
+        ([], 2, 256, 0),
+        ([1] * 10, 2, 256, 5),  # plain texts: halves, as before
+        ([1] * 9, 2, 256, 5),
+        ([1] * 300, 1, 256, 256),  # one worker: a full batch at most
+        ([9, 9, 1, 1, 1, 1, 1, 1, 1, 1], 2, 256, 2),  # 26 passes: the two burst texts are one worker's share
+        ([1, 1, 1, 1, 1, 1, 1, 1, 9, 9], 2, 256, 9),  # the other way round: eight plain and one heavy
+        ([9], 2, 256, 1),  # never nothing
+        ([9] * 10, 2, 3, 3),  # at most max_texts texts
+    ],
+)
+def test_free_workers_share_the_queue_by_passes(costs: list[int], workers: int, max_texts: int, size: int) -> None:
+    assert first_batch(costs, workers, max_texts) == size

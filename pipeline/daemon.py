@@ -257,10 +257,11 @@ class Daemon(AssignmentProtocol):
         one text at low load, up to ``batch_size`` under backlog — shared evenly among the free
         workers by the model passes it takes (a multi-company text takes one per company more),
         so that two half batches finish sooner than one whole, and at the same time."""
+        costs = [passes(event, self.scorer) for event, _ in self.pending.batch] if self.worker.free else []
         while self.worker.free and self.pending.batch:
-            costs = [passes(event, self.scorer) for event, _ in self.pending.batch]
             size = first_batch(costs, self.worker.free_workers, self.settings.batch_size)
             batch, self.pending.batch = self.pending.batch[:size], self.pending.batch[size:]
+            costs = costs[size:]
             targets = batch_targets(self.scorer, [e for e, _ in batch], self.linker)
             self.worker.submit(self.scorer, batch, [event.text for event, _ in batch], targets)
 
@@ -306,6 +307,7 @@ class Daemon(AssignmentProtocol):
             scores = score_with_targets(self.scorer, texts, targets) if targets else self.scorer.score(texts)
         except Exception as exc:
             return self.isolate(batch, exc)
+        self.metrics.company_passes.inc(sum(len(score.targets) for score in scores))
         return list(zip(batch, scores, strict=True))
 
     def account(self, event: Event, value: bytes | None, score: Score, scored_at_ms: int) -> None:

@@ -67,15 +67,20 @@ def passes(event: Event, scorer: object) -> int:
 
 
 def first_batch(costs: Sequence[int], workers: int, max_texts: int) -> int:
-    """How many texts from the front of a queue go to the next of ``workers`` free workers: the shortest run
-    holding an even share of the queue's passes (``costs``: passes per text), at most ``max_texts`` texts and
-    at least one. Shared by passes, not by texts, so that a worker handed the multi-company texts of a burst
-    does not score long after the other (results are taken in order: the other's would wait for it)."""
+    """How many texts from the front of a queue go to the next of ``workers`` free workers: the run whose passes
+    (``costs``: passes per text) come closest to an even share of the queue's, at most ``max_texts`` texts, at
+    least one, and leaving at least one text for each other free worker while there are enough. Shared by
+    passes, not by texts, so that a worker handed the multi-company texts of a burst does not score long after
+    the other (results are taken in order: the other's would wait for it)."""
     if not costs:
         return 0
-    share = -(-sum(costs) // max(1, workers))
+    workers = max(1, workers)
+    share = sum(costs) / workers
+    limit = max(1, min(max_texts, len(costs) - (workers - 1)))
     taken = total = 0
-    for cost in costs[:max_texts]:
+    for cost in costs[:limit]:
+        if taken and abs(total + cost - share) > abs(total - share):
+            break  # this text would overshoot the share by more than stopping short of it
         taken += 1
         total += cost
         if total >= share:

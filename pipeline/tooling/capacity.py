@@ -79,7 +79,9 @@ def stage_profile(before: dict[str, float], after: dict[str, float], wall_s: flo
         "loop_seconds": loop,
         "loop_share": {k: (v / wall_s if v is not None and wall_s else None) for k, v in loop.items()},
         "loop_ms_per_text": per_text,
-        "company_passes_per_text": delta("finsent_company_passes_total") / texts if texts else None,
+        "company_passes_per_text": (  # None: a build without the counter, not "no passes"
+            delta("finsent_company_passes_total") / texts if texts and "finsent_company_passes_total" in after else None
+        ),
         "model_seconds": model_s,
         "model_ms_per_text": model_s / texts * 1000 if texts else None,
         "batches": batches,
@@ -249,7 +251,7 @@ class Ladder:
             "p95_ms": percentile(steady, 0.95),
             "p99_ms": p99,
             "max_ms": max(steady) if steady else float("nan"),
-            "timeline": timeline(lat, rate) if len(lat) == n else None,
+            "timeline": timeline(lat, achieved) if len(lat) == n else None,  # buckets of the rate really sent
             "profile": stage_profile(before, after, wall, len(lat)) | {"cores_busy": cores},
         }
         result["holds"] = len(lat) == n and p99 <= self.target

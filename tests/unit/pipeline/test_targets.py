@@ -87,7 +87,10 @@ def test_a_text_costs_a_pass_per_company_only_where_the_model_reads_companies() 
         ([1] * 10, 2, 256, 5),  # plain texts: halves, as before
         ([1] * 9, 2, 256, 5),
         ([1] * 300, 1, 256, 256),  # one worker: a full batch at most
-        ([9, 9, 1, 1, 1, 1, 1, 1, 1, 1], 2, 256, 2),  # 26 passes: the two burst texts are one worker's share
+        ([9, 9, 1, 1, 1, 1, 1, 1, 1, 1], 2, 256, 1),  # 26 passes: 9 against 17 is nearer even than 18 against 8
+        ([1, 9], 2, 256, 1),  # the heavy text last: the other free worker gets it, not nothing
+        ([1, 1, 1, 9], 2, 256, 3),
+        ([1] * 7, 3, 256, 2),  # three workers: 2 + 3 + 2
         ([1, 1, 1, 1, 1, 1, 1, 1, 9, 9], 2, 256, 9),  # the other way round: eight plain and one heavy
         ([9], 2, 256, 1),  # never nothing
         ([9] * 10, 2, 3, 3),  # at most max_texts texts

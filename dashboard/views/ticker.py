@@ -83,9 +83,19 @@ def events(view: View, ticker: str) -> None:
     if incidents.empty:
         right.caption("No incident in this range.")
     else:
-        shown = incidents.assign(when=[timefmt.human(ts, zone) for ts in incidents["window_start"]])
+        shown = incidents.assign(
+            when=[timefmt.human(ts, zone) for ts in incidents["window_start"]],
+            root=[f"{d} {k}" for d, k in zip(incidents["root_dimension"], incidents["root_key"], strict=True)],
+            by=incidents["acknowledged_by"].fillna("").astype(str),  # nobody yet: blank, not "None"
+        )
         right.dataframe(
-            shown[["when", "status", "root_dimension", "root_key", "n_alerts", "acknowledged_by"]], hide_index=True
+            shown[["when", "status", "root", "n_alerts", "by"]],
+            hide_index=True,
+            column_config={
+                "root": st.column_config.TextColumn("started at", help="the key whose alert opened the incident"),
+                "n_alerts": st.column_config.NumberColumn("alerts"),
+                "by": st.column_config.TextColumn("acknowledged by"),
+            },
         )
         right.markdown("[Act on them on the Incidents page](./?view=Incidents)")
 

@@ -148,6 +148,8 @@ def test_ticker_page_by_url_shows_its_series_alerts_incidents_and_messages(store
     assert values["Messages"] == "108" and values["Alerts"] == "1"
     alerts, incidents, sources, topics, messages = (d.value for d in at.dataframe)
     assert alerts["severity"].tolist() == ["critical"] and incidents["status"].tolist() == ["open"]
+    assert incidents["by"].tolist() == [""], "nobody acknowledged it yet: blank, not None"
+    assert incidents["root"].tolist() == ["ticker ACME"]
     assert sources["source"].tolist() == ["wire"]
     assert dict(zip(topics["topic_label"], topics["messages"], strict=True)) == {
         "Company | Product News": 92,

@@ -101,7 +101,7 @@ TEMPLATES: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] =
     ),
     "Legal | Regulation": (
         ("{c} fined ${n} million by regulators over misconduct",),
-        ("{c} faces court hearing on patent dispute next month",),
+        ("SEC publishes comment period on rule affecting {c}",),
         ("{c} shares jump after court rules in its favor",),
     ),
     "M&A | Investments": (
@@ -111,7 +111,7 @@ TEMPLATES: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] =
     ),
     "Macro": (
         ("US economy shrinks {m}% as recession fears grow",),
-        ("US jobless claims due Thursday; consensus {n},000",),
+        ("US retail sales report due Thursday; consensus {n} billion",),
         ("US economy adds {n},000 jobs, beating forecasts",),
     ),
     "Markets": (

@@ -61,9 +61,9 @@ def plan_targets(tickers: Sequence[str], max_targets: int = DEFAULT_MAX_TARGETS)
 def passes(event: Event, scorer: object) -> int:
     """Model passes ``event`` costs: one, plus one per company it names where ``scorer`` reads company
     targets (at most its ``max_targets``)."""
-    if len(event.tickers) < 2 or not getattr(scorer, "reads_targets", False):
+    if not getattr(scorer, "reads_targets", False):
         return 1
-    return 1 + max(0, min(len(event.tickers), getattr(scorer, "max_targets", DEFAULT_MAX_TARGETS)))
+    return 1 + len(plan_targets(event.tickers, getattr(scorer, "max_targets", DEFAULT_MAX_TARGETS))[0])
 
 
 def first_batch(costs: Sequence[int], workers: int, max_texts: int) -> int:

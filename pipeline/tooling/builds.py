@@ -53,28 +53,21 @@ def _git(*args: str, cwd: Path = ROOT) -> str:
     return done.stdout.strip()
 
 
+def _python_in(root: Path, code: str) -> subprocess.CompletedProcess[str]:
+    """``code`` run by this Python started in ``root``, so that it imports that build's packages."""
+    return subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=False)
+
+
 def imported_from(root: Path) -> str:
     """The folder ``import pipeline`` resolves to when Python starts in ``root``."""
-    done = subprocess.run(
-        [sys.executable, "-c", "import pipeline, pathlib; print(pathlib.Path(pipeline.__file__).parent.parent)"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = _python_in(root, "import pipeline, pathlib; print(pathlib.Path(pipeline.__file__).parent.parent)")
     return done.stdout.strip() or f"(cannot import: {done.stderr.strip()[-200:]})"
 
 
 def default_layout(root: Path) -> tuple[int, int] | None:
     """(scoring workers, threads each) the build in ``root`` derives on this machine when not told; ``None``
     when it cannot say (a build older than ``pipeline.config.scoring_layout``)."""
-    done = subprocess.run(
-        [sys.executable, "-c", "from pipeline.config import scoring_layout; print(*scoring_layout())"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = _python_in(root, "from pipeline.config import scoring_layout; print(*scoring_layout())")
     try:
         workers, threads = (int(v) for v in done.stdout.split())
     except ValueError:

@@ -85,7 +85,7 @@ class Daemon(AssignmentProtocol):
         self.watchlist = frozenset(settings.watchlist)
         self.pending = Pending()
         self.partitions = OwnedPartitions(
-            settings.idle_partition_s * 1000, settings.idle_claim_ttl_ms, self.caught_up_at
+            settings.idle_partition_s * 1000, settings.idle_claim_ttl_ms, self.caught_up_at, settings.grace_ms
         )
         self.worker = ScoringWorker(settings.resolved_scoring_workers)
         self.watermark: int | None = None  # the global watermark as of our last commit

@@ -35,8 +35,11 @@ class OwnedPartitions:
     """Per-partition state; ``caught_up(tp)`` is the wall-clock time (ms) of the fetch response that last
     showed the partition read to its log end, or ``None``."""
 
-    def __init__(self, idle_ms: int, claim_ttl_ms: int, caught_up: Callable[[TP], int | None]) -> None:
+    def __init__(
+        self, idle_ms: int, claim_ttl_ms: int, caught_up: Callable[[TP], int | None], lead_ms: int | None = None
+    ) -> None:
         self.idle_ms = idle_ms
+        self.lead_ms = lead_ms  # a record stamped further ahead of when it was written does not move progress
         self.claim_ttl_ms = claim_ttl_ms
         self.caught_up = caught_up
         self.owned: dict[TP, Owned] = {}
@@ -85,14 +88,17 @@ class OwnedPartitions:
     ) -> None:
         """A record of ``tp`` with this event time was scored and counted (records are handled in order).
 
-        Only a record past both the partition's newest event time and the group's watermark moves it on
-        and ends its quiet spell; a late or duplicate one changes nothing. The new spell starts when the
-        record was appended (its Kafka timestamp), or when it was read if that is earlier or unknown:
-        a record read late (a backlog, a daemon starting) is not a partition that just spoke."""
+        Only a record past both the partition's newest event time and the group's watermark, and stamped
+        no more than ``lead_ms`` after it was written, moves it on and ends its quiet spell; a late,
+        duplicate or future-stamped one changes nothing. The new spell starts when the record was
+        appended (its Kafka timestamp), or when it was read if that is earlier or unknown: a record
+        read late (a backlog, a daemon starting) is not a partition that just spoke."""
         state = self.owned.get(tp)
-        if state is None or not moves_on(event_ms, state.event_ms, watermark_ms):
+        if state is None:
             return
         at = now_ms if appended_ms is None or appended_ms < 0 else min(now_ms, appended_ms)
+        if not moves_on(event_ms, state.event_ms, watermark_ms, at, self.lead_ms):
+            return
         state.event_ms = event_ms
         state.quiet_since_ms = max(state.quiet_since_ms, at) if state.quiet_known else at
         state.quiet_known = True

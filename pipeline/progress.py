@@ -6,7 +6,11 @@ was appended to the log (its Kafka timestamp, or the time it was read if that is
 record read late does not make a partition look as if it had just spoken. A record moves a
 partition on only when its event time is past both the partition's newest and the group's
 watermark: a dead-lettered, late or duplicate record does not, so it neither ends a quiet spell nor
-pulls the partition below a watermark the group already passed.
+pulls the partition below a watermark the group already passed. Nor does a record stamped further
+ahead of the time it was written than the grace period (a source whose clock runs ahead, an item
+dated for later): it is counted in its own window, but it says nothing of how far the stream has
+come, and moving the partition on to it would close, before they are read, the windows of the
+records written after it with the right time.
 
 Idleness is a state, not a timer. The quiet spell is stored, so a restart, a rebalance or a rewind
 continues it instead of starting a new one. An owner claims a partition idle while it has been
@@ -55,8 +59,18 @@ class PartitionProgress:
         return None if self.event_ms is None else min(self.event_ms, now_ms)
 
 
-def moves_on(event_ms: int, newest_ms: int | None, watermark_ms: int | None) -> bool:
-    """Whether a record with this event time moves its partition on (ends a quiet spell)."""
+def moves_on(
+    event_ms: int,
+    newest_ms: int | None,
+    watermark_ms: int | None,
+    written_ms: int | None = None,
+    lead_ms: int | None = None,
+) -> bool:
+    """Whether a record with this event time moves its partition on (ends a quiet spell): past the
+    partition's newest and the group's watermark, and, where ``lead_ms`` is given, stamped no more
+    than ``lead_ms`` after ``written_ms``, when it was written."""
+    if lead_ms is not None and written_ms is not None and event_ms - written_ms > lead_ms:
+        return False
     return (newest_ms is None or event_ms > newest_ms) and (watermark_ms is None or event_ms > watermark_ms)
 
 

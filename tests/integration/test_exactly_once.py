@@ -25,6 +25,7 @@ from tests.helpers import (
     Deadline,
     news_stream,
     produce,
+    produce_to,
     read_topic,
     start_daemon,
     subprocess_env,
@@ -178,4 +179,49 @@ def test_a_record_far_in_the_future_blinds_nothing(
     assert [(r.value, dict(r.headers)["finsent-error"]) for r in dead] == [
         (json.dumps(future).encode(), b"bad_timestamp")
     ]
+    store.close()
+
+
+def test_an_item_dated_ahead_closes_no_window_of_the_backlog_behind_it(
+    broker: EmbeddedBroker, unique: str, tmp_path: Path, model_dir: Path
+) -> None:
+    """Partition 0 goes quiet a minute behind the others, then a source writes to it an item dated four
+    minutes ahead (accepted: within FINSENT_MAX_FUTURE_S) and the backlog it held back. The others are
+    idle at the wall clock, so only partition 0's own progress keeps the backlog's windows open; the
+    item dated ahead must not move it on while the records behind it wait."""
+    topic = f"{unique}.news"
+    now = int(time.time() * 1000)
+    old = news_stream(1, now - 60_000, 1, seed=41, prefix="a")
+    recent = news_stream(30, now - 3_000, 100, seed=43, prefix="b")
+    produce_to(broker.bootstrap, topic, 0, [json.dumps(m).encode() for m in old])
+    for p in (1, 2, 3):
+        produce_to(broker.bootstrap, topic, p, [json.dumps(m).encode() for m in recent[p - 1 :: 3]])
+    store_url = f"sqlite:///{tmp_path / 'store.db'}"
+    env = subprocess_env(  # checkpoints every 100 ms, batches of 4: many commits while the backlog is scored
+        broker.bootstrap,
+        unique,
+        topic,
+        store_url,
+        model_dir,
+        grace_s=5,
+        window_size_s=10,
+        idle_partition_s=2,
+        progress_interval_ms=100,
+        batch_size=4,
+    )
+    store = Store(store_url)
+    log = tmp_path / "daemon.log"
+    proc = start_daemon(env, log)
+    try:
+        wait_until(lambda: counted(store) >= 31, 120, "the first records to be counted", 0.2)
+        time.sleep(3)  # every partition quiet long enough to count as idle
+        later = int(time.time() * 1000)
+        ahead = {"id": "ahead", "text": "Apple to hold product event", "published_at": later + 240_000}
+        backlog = news_stream(200, later - 55_000, 100, seed=47, prefix="c")  # 55 to 35 s old
+        produce_to(broker.bootstrap, topic, 0, [json.dumps(m).encode() for m in [ahead, *backlog]])
+        wait_until(lambda: counted(store) >= 232, 120, "the backlog to be counted", 0.2)
+    finally:
+        code = terminate(proc)
+    assert code == 0, log.read_text()[-3000:]
+    assert_exact(store, [*old, *recent, ahead, *backlog], size_ms=10_000)
     store.close()

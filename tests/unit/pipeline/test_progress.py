@@ -15,6 +15,7 @@ from pipeline.progress import PartitionProgress, global_watermark, is_idle, move
 
 TTL = 5_000
 IDLE = 3_000
+GRACE = 5_000
 NOW = 1_000_000_000
 P0, P1, P2 = ("t", 0), ("t", 1), ("t", 2)
 
@@ -93,6 +94,39 @@ def test_global_watermark_ignores_partitions_that_are_not_inputs() -> None:
 )
 def test_what_moves_a_partition_on(event_ms: int, newest: int | None, watermark: int | None, moves: bool) -> None:
     assert moves_on(event_ms, newest, watermark) is moves
+
+
+@pytest.mark.parametrize(
+    ("event_ms", "written", "moves", "why"),
+    [
+        (NOW, NOW, True, "stamped when it was written"),
+        (NOW + GRACE, NOW, True, "a clock ahead by the grace period at most"),
+        (NOW + GRACE + 1, NOW, False, "stamped further ahead than the grace period"),
+        (NOW + 240_000, NOW, False, "an item dated four minutes ahead"),
+        (NOW - 3600_000, NOW, True, "a replay of old news"),
+        (NOW + 240_000, None, True, "no time it was written: only the newest and the watermark decide"),
+    ],
+)
+def test_a_record_stamped_ahead_of_when_it_was_written_does_not_move_its_partition(
+    event_ms: int, written: int | None, moves: bool, why: str
+) -> None:
+    assert moves_on(event_ms, NOW - 10_000_000, None, written, GRACE) is moves, why
+
+
+def test_a_record_dated_ahead_closes_no_window_of_the_records_behind_it() -> None:
+    """A partition whose backlog holds one item dated minutes ahead, the others idle and caught up: the
+    windows of the records behind that item stay open until they are counted."""
+    behind = [NOW - 30_000 + i * 1_000 for i in range(30)]  # written and stamped in the last 30 s
+    p0 = OwnedPartitions(IDLE, TTL, lambda tp: None, lead_ms=GRACE)
+    p0.assign(P0, StoredPartition(next_offset=0, event_ms=NOW - 31_000, quiet_since_ms=NOW - 31_000), NOW)
+    p0.saw_event(P0, NOW + 240_000, NOW + 5_000, None, appended_ms=NOW - 30_500)  # counted; the rest wait
+    others = {tp: idle(NOW, NOW, caught_up=NOW + 4_000) for tp in (P1, P2)}
+    stored = {**others, **p0.progress(NOW + 5_000, held={P0: 1})}
+    mark = global_watermark(stored, [P0, P1, P2], NOW + 5_000, TTL)
+    assert mark is not None and mark < behind[0], "the oldest record still to count is not behind the watermark"
+    for event_ms in behind:
+        p0.saw_event(P0, event_ms, NOW + 5_000, mark, appended_ms=event_ms)
+    assert p0.progress(NOW + 5_000)[P0].event_ms == behind[-1], "the records written on time move it on"
 
 
 @pytest.mark.parametrize(

@@ -45,6 +45,20 @@ def render_profile(profile: dict[str, Any], tokeniser_ms: float | None) -> list[
     return lines
 
 
+def render_ceiling(ceiling: dict[str, Any] | None) -> list[str]:
+    """Where the machine's cores run out, at what a text cost in CPU at the capacity's rate."""
+    if not ceiling:
+        return []
+    return [
+        f"    CPU a text:    daemon {ceiling['daemon_cpu_ms_per_text']:.2f} ms, test broker and load generator "
+        f"{ceiling['rig_cpu_ms_per_text']:.2f} ms",
+        f"    CPU ceiling:   {ceiling['cpus']} cores all busy at {ceiling['ceiling_texts_per_s']:.0f} texts/s "
+        f"({ceiling['ceiling_share']:.0%} of the backlog throughput) with the broker and load generator beside the "
+        f"daemon, {ceiling['ceiling_without_rig_texts_per_s']:.0f} texts/s "
+        f"({ceiling['ceiling_without_rig_share']:.0%}) for the daemon alone; no rate near either holds a p99",
+    ]
+
+
 def render(report: dict[str, Any]) -> str:
     out = [
         f"machine:      {report['cpu']}, {report['cpus']} cores; load average {report['load_average_at_start']} "
@@ -77,6 +91,7 @@ def render(report: dict[str, Any]) -> str:
         )
         out.append("  profile at that rate (the lowest rate when none held):")
         out += render_profile(lat["profile_at_capacity"], report.get("tokeniser_ms_per_text"))
+        out += render_ceiling(lat.get("cpu_ceiling"))
     hf = report.get("hf_pipeline", {})
     if "bs1_texts_per_s" in hf:
         out.append(

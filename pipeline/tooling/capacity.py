@@ -129,6 +129,28 @@ def cpu_used(pids: dict[str, int | None], before: dict[str, float | None], wall_
     return out
 
 
+def cpu_ceiling(cores: dict[str, float | None], rate: float, backlog: float, cpus: int) -> dict[str, Any] | None:
+    """What a text cost in CPU at a paced ``rate`` (from the cores each process kept busy), and the rate at
+    which the machine's ``cpus`` would all be busy: with the test broker and the load generator beside the
+    daemon (this rig) and without them (a daemon with the machine to itself), also as shares of ``backlog``."""
+    daemon = cores.get("daemon")
+    if daemon is None or rate <= 0 or backlog <= 0 or cpus <= 0:
+        return None
+    rig = sum(v for k, v in cores.items() if k != "daemon" and v is not None)
+    daemon_s, rig_s = daemon / rate, rig / rate  # CPU seconds a text
+    with_rig = cpus / (daemon_s + rig_s) if daemon_s + rig_s > 0 else float("inf")
+    alone = cpus / daemon_s if daemon_s > 0 else float("inf")
+    return {
+        "cpus": cpus,
+        "daemon_cpu_ms_per_text": daemon_s * 1000,
+        "rig_cpu_ms_per_text": rig_s * 1000,
+        "ceiling_texts_per_s": with_rig,
+        "ceiling_share": with_rig / backlog,
+        "ceiling_without_rig_texts_per_s": alone,
+        "ceiling_without_rig_share": alone / backlog,
+    }
+
+
 def timeline(latencies_ms: list[float], rate: float, bucket_s: float = 0.5) -> dict[str, Any]:
     """Mean and worst event → scored latency per ``bucket_s`` of sending (latencies in send order): a stall
     shows as a run of buckets far above the rest, a rate beyond capacity as a climb that does not come down."""
@@ -278,6 +300,9 @@ class Ladder:
         self.reader.close()
         held_steps = [s for s in self.steps if s["holds"]]
         best = max(held_steps, key=lambda s: s["share"], default=None)
+        at = best or min(self.steps, key=lambda s: s["share"])
+        cores, rate = at["profile"].get("cores_busy") or {}, at.get("achieved_rate_per_s", at["rate_per_s"])
+        ceiling = cpu_ceiling(cores, rate, self.backlog, os.cpu_count() or 1)
         return {
             "target_p99_ms": self.target,
             "curve": sorted(self.steps, key=lambda s: s["share"]),
@@ -285,5 +310,7 @@ class Ladder:
             # every rate tried held: the capacity is at least this, the ladder did not find its end
             "live_capacity_is_lower_bound": bool(best) and all(s["holds"] for s in self.steps),
             "live_capacity_texts_per_s": best["rate_per_s"] if best else 0.0,
-            "profile_at_capacity": (best or min(self.steps, key=lambda s: s["share"]))["profile"],
+            "profile_at_capacity": at["profile"],
+            # the CPU a text cost at that rate, and where the machine's cores run out (a bound no queue beats)
+            "cpu_ceiling": ceiling,
         }

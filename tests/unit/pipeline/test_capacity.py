@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from pipeline.metrics import STAGES, PipelineMetrics
 from pipeline.tooling.capacity import (
     Ladder,
+    cpu_ceiling,
     cpu_seconds,
     cpu_used,
     parse_samples,
@@ -117,6 +118,20 @@ def test_a_ladder_where_every_rate_held_gives_a_lower_bound() -> None:
     assert out["live_capacity_is_lower_bound"]
 
 
+def test_the_cpu_ceiling_is_where_the_cores_run_out() -> None:
+    """At 300 texts/s the daemon kept 1.2 cores busy and the broker and load generator 0.3 together: a text
+    costs 4 + 1 ms of CPU, so two cores are all busy at 400 texts/s, and at 500 without the rig."""
+    c = cpu_ceiling({"daemon": 1.2, "broker": 0.2, "load_generator": 0.1}, 300.0, 800.0, 2)
+    assert c is not None
+    assert c["daemon_cpu_ms_per_text"] == pytest.approx(4.0) and c["rig_cpu_ms_per_text"] == pytest.approx(1.0)
+    assert c["ceiling_texts_per_s"] == pytest.approx(400.0) and c["ceiling_share"] == pytest.approx(0.5)
+    assert c["ceiling_without_rig_texts_per_s"] == pytest.approx(500.0)
+    assert c["ceiling_without_rig_share"] == pytest.approx(0.625)
+    assert cpu_ceiling({"daemon": None, "broker": 0.2}, 300.0, 800.0, 2) is None, "the daemon's CPU unknown"
+    assert cpu_ceiling({"daemon": 1.0, "broker": None}, 300.0, 800.0, 2)["rig_cpu_ms_per_text"] == 0.0
+    assert cpu_ceiling({"daemon": 1.0}, 0.0, 800.0, 2) is None, "nothing sent: no cost a text"
+
+
 def test_the_report_renders_both_builds() -> None:
     from pipeline.tooling.bench_report import render
 
@@ -130,6 +145,7 @@ def test_the_report_renders_both_builds() -> None:
     }
     ladder = FakeLadder().run((0.25, 0.5, 0.7), bisect_steps=0)
     ladder["profile_at_capacity"] = profile
+    ladder["cpu_ceiling"] = cpu_ceiling(profile["cores_busy"], 500.0, 800.0, 2)
     build = {
         "commit": "abc",
         "imports_from": "/x",
@@ -164,6 +180,9 @@ def test_the_report_renders_both_builds() -> None:
     assert "not timed by this build" in text
     assert "new build abc (imports from /x, 2 workers x 1 threads):" in text
     assert "cores busy:    daemon 1.25, broker 0.30  (while the texts arrived" in text
+    assert "CPU a text:    daemon 2.50 ms, test broker and load generator 0.60 ms" in text
+    assert "2 cores all busy at 645 texts/s (81% of the backlog throughput)" in text
+    assert "800 texts/s (100%) for the daemon alone" in text
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="CPU time of other processes is read from /proc")

@@ -135,6 +135,9 @@ def volume_bars(frame: pd.DataFrame, title: str, formats: tuple[str, str] = (AXI
     )
 
 
+INDEX_PADDING = {"top": 12, "left": 5, "right": 5, "bottom": 5}
+
+
 def index_timeline(
     frame: pd.DataFrame, title: str, formats: tuple[str, str] = (AXIS_FORMAT, TIP_FORMAT)
 ) -> alt.LayerChart | alt.FacetChart:
@@ -152,4 +155,5 @@ def index_timeline(
         ],
     )
     neutral = alt.Chart(pd.DataFrame({"y": [0.0]})).mark_rule(color="#888", strokeDash=[2, 2]).encode(y="y:Q")
-    return alt.layer(neutral, line).properties(title=title, height=300)
+    # fitted into a short element, a layered chart's title sits past its top edge: room above keeps it whole
+    return alt.layer(neutral, line).properties(title=title, height=300, padding=INDEX_PADDING)

@@ -113,6 +113,7 @@ def test_index_timeline_keeps_the_full_range_and_the_neutral_line() -> None:
     assert line["encoding"]["y"]["field"] == "sentiment_index"
     assert line["encoding"]["y"]["scale"]["domain"] == [-1, 1]
     assert len(layers_of(chart, "rule")) == 1
+    assert chart.to_dict()["padding"]["top"] >= 10, "fitted into 160 px, its title needs room above it"
 
 
 def window_row(key: str, minute: int, *, n: int, sum_index: float, sum_confidence: float) -> dict[str, object]:

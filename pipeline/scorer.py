@@ -87,23 +87,30 @@ class OnnxScorer:
 
     def score_targets(self, texts: Sequence[str], targets: Sequence[Mapping[str, str]]) -> list[Score]:
         """Scores, and for each text naming two or more companies one pass per company (at most
-        ``max_targets``), all pairs in one length-sorted run; ``targets`` maps ticker → how the text names it."""
-        scores = self.score(texts)
+        ``max_targets``); the texts and their pairs in one length-sorted run, where a pair (the company, then
+        the text) lands beside texts of its length instead of in a model call of its own; ``targets`` maps
+        ticker → how the text names it."""
         pair_texts: list[str] = []
         pair_targets: list[str | None] = []
         owners: list[tuple[int, str]] = []
+        capped_at: list[bool] = []
         for i, mentions in enumerate(targets):
             chosen, capped = plan_targets(list(mentions), self.max_targets)
-            scores[i].targets_capped = capped
+            capped_at.append(capped)
             for ticker in chosen:
                 pair_texts.append(texts[i])
                 pair_targets.append(mentions[ticker])
                 owners.append((i, ticker))
-        if pair_texts:
-            preds = self.model.predict(pair_texts, batch_size=self.batch_size, targets=pair_targets)
-            for (i, ticker), row in zip(owners, preds.sentiment, strict=True):
-                label = SENTIMENT_LABELS[int(row.argmax())]
-                scores[i].targets[ticker] = TargetScore(label, float(row[0]), float(row[1]), float(row[2]))
+        n = len(texts)
+        preds = self.model.predict(
+            [*texts, *pair_texts], batch_size=self.batch_size, targets=[*([None] * n), *pair_targets]
+        )
+        scores = scores_from(preds.sentiment[:n], preds.topic[:n])
+        for score, capped in zip(scores, capped_at, strict=True):
+            score.targets_capped = capped
+        for (i, ticker), row in zip(owners, preds.sentiment[n:], strict=True):
+            label = SENTIMENT_LABELS[int(row.argmax())]
+            scores[i].targets[ticker] = TargetScore(label, float(row[0]), float(row[1]), float(row[2]))
         return scores
 
 

@@ -105,8 +105,13 @@ def test_student_distils_exports_and_scores_each_company(tiny: dict[str, Path]) 
     )
     assert one_company.targets == {}, "one company: the message's label is the company's label"
     assert set(capped.targets) == {"AAPL"} and capped.targets_capped, "passes beyond the cap are not run"
-    full = OnnxScorer(tiny["root"] / "artifact").score_targets([text], [{"AAPL": "Apple", "TSLA": "Tesla"}])[0]
+    both = OnnxScorer(tiny["root"] / "artifact")
+    runs = []
+    run_ids = both.model.run_ids
+    both.model.run_ids = lambda ids: runs.append(len(ids)) or run_ids(ids)  # type: ignore[method-assign]
+    full = both.score_targets([text], [{"AAPL": "Apple", "TSLA": "Tesla"}])[0]
     assert set(full.targets) == {"AAPL", "TSLA"} and not full.targets_capped
+    assert runs == [3], "the text and its two pairs, of about one length, ride in one model call"
     expect = as_pairs.sentiment[1]
     assert full.targets["TSLA"].p_negative == pytest.approx(float(expect[0]), abs=1e-6)
 

@@ -113,6 +113,17 @@ def test_a_record_stamped_ahead_of_when_it_was_written_does_not_move_its_partiti
     assert moves_on(event_ms, NOW - 10_000_000, None, written, GRACE) is moves, why
 
 
+def test_a_kafka_timestamp_set_ahead_with_the_event_time_does_not_move_the_partition() -> None:
+    """A producer controls its records' Kafka timestamps: one that stamps both times four minutes ahead is
+    judged against when the record was read, not against the timestamp it claims."""
+    partitions = OwnedPartitions(IDLE, TTL, lambda tp: None, lead_ms=GRACE)
+    partitions.assign(P0, IDLE_STORED, NOW)
+    partitions.saw_event(P0, NOW + 240_000, NOW, None, appended_ms=NOW + 240_000)
+    assert partitions.progress(NOW)[P0].event_ms == QUIET_LONG_AGO - 500, "not moved on"
+    partitions.saw_event(P0, NOW + GRACE, NOW, None, appended_ms=NOW + 240_000)
+    assert partitions.progress(NOW + GRACE)[P0].event_ms == NOW + GRACE, "within the grace period of its reading"
+
+
 def test_a_record_dated_ahead_closes_no_window_of_the_records_behind_it() -> None:
     """A partition whose backlog holds one item dated minutes ahead, the others idle and caught up: the
     windows of the records behind that item stay open until they are counted."""
